@@ -1,0 +1,293 @@
+"""The ``perfmesh`` command line.
+
+Parsing and output live here; the processes themselves live in ``workers/`` and are
+imported only by the subcommand that runs them (so ``perfmesh --help`` stays fast).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from typing import Any, Callable, Sequence
+
+from .budget import DEFAULT_BUDGETS
+from .errors import ConfigError, PerfmeshError
+from .render import format_command_result, format_event, format_status
+
+EVENT_TYPES = ("metric", "violation", "bottleneck", "command", "host", "gap")
+CATEGORY_CHOICES = ("cpu", "memory", "io", "network", "application")
+DEFAULT_CONNECT = "127.0.0.1:7700"
+
+
+class CliError(PerfmeshError):
+    """A usage error: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise CliError(f"{self.prog}: {message}")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive whole number")
+    return int(text)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65531:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a port number from 1 to 65531")
+    return int(text)
+
+
+def _host_name(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a valid host name (letters, digits, '_', '.', '-'; at most 128)")
+    return text
+
+
+def parse_budget(text: str) -> tuple[str, float]:
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"budget {text!r} must be NAME=LIMIT, e.g. cpu_percent=90")
+    try:
+        limit = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"budget {name}: limit {raw!r} is not a number") from None
+    if not math.isfinite(limit) or limit < 0:
+        raise argparse.ArgumentTypeError(f"budget {name}: limit {raw!r} must be a finite number >= 0")
+    return name, limit
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """``key=value``: JSON values (numbers, true/false, [lists]), ``0,1`` as a list of ints, else a string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+        raise CliError(f"parameter {text!r} must be key=value with a plain key, e.g. generation=2")
+    if re.fullmatch(r"-?\d+(,-?\d+)+", raw):
+        return key, [int(x) for x in raw.split(",")]
+    try:
+        return key, json.loads(raw)
+    except ValueError:
+        return key, raw
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="perfmesh", description="Distributed performance monitoring over ZeroMQ.")
+    p.add_argument("--version", action="version", version="perfmesh 0.1.0")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    def connect(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--connect", default=DEFAULT_CONNECT, metavar="HOST[:BASE]",
+                        help=f"aggregator address (default {DEFAULT_CONNECT})")
+
+    a = sub.add_parser("aggregator", help="run the central aggregator")
+    a.add_argument("--bind", default="127.0.0.1", metavar="ADDR", help="address to bind (default 127.0.0.1)")
+    a.add_argument("--port", type=_port, default=7700, metavar="BASE", help="base port; uses BASE..BASE+3 (default 7700)")
+    a.add_argument("--budget", type=parse_budget, action="append", default=[], metavar="NAME=LIMIT",
+                   help="override a budget limit (repeatable)")
+    a.add_argument("--auto-optimize", action="store_true", help="run recommended strategies automatically (rate-limited)")
+    a.add_argument("--heartbeat", type=_positive_float, default=1.0, metavar="SECONDS",
+                   help="heartbeat interval; a host is down after 3 missed (default 1)")
+    a.add_argument("--history", type=_positive_int, default=1000, metavar="ROWS",
+                   help="samples kept per series (default 1000)")
+
+    g = sub.add_parser("agent", help="run the host agent and its collectors")
+    connect(g)
+    g.add_argument("--name", type=_host_name, default=None, help="host name to report (default: this machine's)")
+    g.add_argument("--interval", type=_positive_float, default=1.0, metavar="SECONDS", help="sampling interval (default 1)")
+    g.add_argument("--no-commands", action="store_true", help="refuse every remote command")
+    g.add_argument("--allow", action="append", default=None, metavar="STRATEGY",
+                   help="allow only these strategies (repeatable)")
+
+    s = sub.add_parser("subscribe", help="print the live stream")
+    connect(s)
+    s.add_argument("--type", choices=EVENT_TYPES, action="append", default=None, help="event type (repeatable)")
+    s.add_argument("--host", type=_host_name, default=None)
+    s.add_argument("--category", choices=CATEGORY_CHOICES, default=None)
+    s.add_argument("--json", action="store_true", help="one JSON object per line")
+    s.add_argument("--count", type=_positive_int, default=None, metavar="N", help="exit after N events")
+    s.add_argument("--timeout", type=_positive_float, default=None, metavar="S", help="exit after S seconds")
+
+    st = sub.add_parser("status", help="show every host the aggregator knows")
+    connect(st)
+    st.add_argument("--json", action="store_true")
+    st.add_argument("--timeout", type=_positive_float, default=3.0, metavar="S")
+
+    c = sub.add_parser("command", help="run an optimization strategy on a host")
+    connect(c)
+    c.add_argument("host", type=_host_name)
+    c.add_argument("strategy")
+    c.add_argument("params", nargs="*", metavar="key=value")
+    c.add_argument("--json", action="store_true")
+    c.add_argument("--timeout", type=_positive_float, default=10.0, metavar="S")
+
+    h = sub.add_parser("history", help="stored samples of one series")
+    connect(h)
+    h.add_argument("--host", type=_host_name, required=True)
+    h.add_argument("--name", required=True, metavar="METRIC", help="metric name, optionally with {labels}")
+    h.add_argument("--since", type=_positive_float, default=3600.0, metavar="SECONDS_AGO")
+    h.add_argument("--json", action="store_true")
+
+    u = sub.add_parser("up", help="aggregator + agent on this machine + a live view")
+    u.add_argument("--port", type=_port, default=7700, metavar="BASE")
+    u.add_argument("--interval", type=_positive_float, default=1.0, metavar="SECONDS")
+    u.add_argument("--duration", type=_positive_float, default=None, metavar="S", help="stop after S seconds")
+    return p
+
+
+# ------------------------------------------------------------------ commands
+def _endpoint(text: str):
+    from workers.transport import parse_endpoint
+    return parse_endpoint(text)
+
+
+def cmd_aggregator(args: argparse.Namespace) -> int:
+    from workers.aggregator import AggregatorConfig, main
+    from workers.transport import Endpoint
+    from .fleet import FleetConfig
+    budgets = dict(DEFAULT_BUDGETS)
+    budgets.update(dict(args.budget))
+    if args.bind not in ("127.0.0.1", "localhost", "::1"):
+        print(f"perfmesh aggregator: warning: binding {args.bind} without encryption", file=sys.stderr)
+    fleet = FleetConfig(budgets=budgets, history_rows=args.history, heartbeat_interval_s=args.heartbeat,
+                        auto_optimize=args.auto_optimize)
+    return main(AggregatorConfig(endpoint=Endpoint(args.bind, args.port), fleet=fleet))
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    from workers.agent import AgentConfig, main
+    import socket
+    config = AgentConfig(endpoint=_endpoint(args.connect), name=args.name or socket.gethostname(),
+                         interval_s=args.interval, commands=not args.no_commands,
+                         allow=tuple(args.allow) if args.allow else None)
+    return main(config)
+
+
+def cmd_subscribe(args: argparse.Namespace, out=sys.stdout) -> int:
+    from workers.client import ApiClient, Subscriber
+    endpoint = _endpoint(args.connect)
+    hosts: list[str] = []
+    if args.category and not args.host:
+        api = ApiClient(endpoint)
+        try:
+            hosts = [h["name"] for h in api.status()["hosts"]]
+        finally:
+            api.close()
+    sub = Subscriber(endpoint, args.type, args.host, args.category, hosts=hosts)
+    n = 0
+    try:
+        for ev in sub.events(args.timeout):
+            out.write((json.dumps(ev, sort_keys=True) if args.json else format_event(ev)) + "\n")
+            out.flush()
+            n += 1
+            if args.count is not None and n >= args.count:
+                break
+    finally:
+        sub.close()
+    return 0 if args.count is None or n >= args.count else 1
+
+
+def _with_api(args: argparse.Namespace, fn: Callable[[Any], int]) -> int:
+    from workers.client import ApiClient
+    api = ApiClient(_endpoint(args.connect))
+    try:
+        return fn(api)
+    finally:
+        api.close()
+
+
+def cmd_status(args: argparse.Namespace, out=sys.stdout) -> int:
+    def run(api: Any) -> int:
+        status = api.status(args.timeout)
+        out.write((json.dumps(status, sort_keys=True) if args.json else format_status(status)) + "\n")
+        return 0
+    return _with_api(args, run)
+
+
+def cmd_command(args: argparse.Namespace, out=sys.stdout) -> int:
+    params = dict(parse_param(p) for p in args.params)
+
+    def run(api: Any) -> int:
+        result = api.command(args.host, args.strategy, params, args.timeout)
+        result.setdefault("host", args.host)
+        result.setdefault("strategy", args.strategy)
+        out.write((json.dumps(result, sort_keys=True) if args.json else format_command_result(result)) + "\n")
+        return 0 if result.get("status") == "success" else 1
+    return _with_api(args, run)
+
+
+def cmd_history(args: argparse.Namespace, out=sys.stdout) -> int:
+    def run(api: Any) -> int:
+        samples = api.history(args.host, args.name, time.time() - args.since)
+        for row in samples:
+            ts, value = row[0], row[1]
+            backfilled = bool(row[2]) if len(row) > 2 else False
+            if args.json:
+                out.write(json.dumps({"timestamp": ts, "value": value, "backfilled": backfilled}) + "\n")
+            else:
+                out.write(f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(ts))}  {value:g}"
+                          f"{'  (backfilled)' if backfilled else ''}\n")
+        return 0
+    return _with_api(args, run)
+
+
+def cmd_up(args: argparse.Namespace, out=sys.stdout) -> int:
+    """Start an aggregator and an agent as child processes and watch the stream."""
+    base = [sys.executable, "-m", "perfmesh"]
+    procs = [subprocess.Popen([*base, "aggregator", "--port", str(args.port)]),
+             subprocess.Popen([*base, "agent", "--connect", f"127.0.0.1:{args.port}",
+                               "--interval", str(args.interval)])]
+    try:
+        from workers.view import run_view
+        return run_view(_endpoint(f"127.0.0.1:{args.port}"), duration_s=args.duration, out=out)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "aggregator": cmd_aggregator, "agent": cmd_agent, "subscribe": cmd_subscribe,
+    "status": cmd_status, "command": cmd_command, "history": cmd_history, "up": cmd_up,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.cmd](args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except CliError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except (PerfmeshError, ConfigError) as exc:
+        print(f"perfmesh: {exc}", file=sys.stderr)
+        return 1

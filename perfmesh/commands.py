@@ -1,0 +1,56 @@
+"""Commands in flight between operators and agents: correlation, deadlines, dedup."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+TERMINAL_STATUSES = ("success", "failed", "refused", "timeout", "unknown_outcome", "busy")
+
+
+@dataclass
+class PendingCommand:
+    id: str
+    host: str
+    strategy: str
+    params: dict[str, Any]
+    origin: Any                      # who to answer (an api routing id), opaque to the core
+    sent_at: float
+    deadline: float
+    operator: str = ""
+
+    def to_wire(self) -> dict[str, Any]:
+        """The body sent to the agent."""
+        return {"id": self.id, "strategy": self.strategy, "params": self.params,
+                "expires": self.deadline}
+
+
+@dataclass
+class CommandTracker:
+    """Pending commands by id, and a bounded cache of finished results for replays."""
+
+    max_done: int = 1000
+    pending: dict[str, PendingCommand] = field(default_factory=dict)
+    done: "OrderedDict[str, dict[str, Any]]" = field(default_factory=OrderedDict)
+
+    def known(self, cmd_id: str) -> dict[str, Any] | None:
+        """A finished result for ``cmd_id`` (a replay), else None."""
+        return self.done.get(cmd_id)
+
+    def submit(self, cmd: PendingCommand) -> None:
+        self.pending[cmd.id] = cmd
+
+    def finish(self, cmd_id: str, result: dict[str, Any]) -> PendingCommand | None:
+        cmd = self.pending.pop(cmd_id, None)
+        if cmd is not None:
+            self.done[cmd_id] = result
+            while len(self.done) > self.max_done:
+                self.done.popitem(last=False)
+        return cmd
+
+    def expired(self, now: float) -> list[PendingCommand]:
+        return [c for c in self.pending.values() if c.deadline <= now]
+
+    def for_host(self, host: str) -> list[PendingCommand]:
+        return [c for c in self.pending.values() if c.host == host]

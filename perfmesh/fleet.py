@@ -1,0 +1,360 @@
+"""The aggregator's state machine: hosts, history, budgets, analysis, commands.
+
+Pure: every method takes ``now`` and returns what to send (events for the stream, commands
+for agents, replies for operators). The worker shell in ``workers/aggregator.py`` wires it
+to sockets.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from .analysis import detect_bottlenecks, overall_health
+from .batch import BatchSchema, SchemaCache, batch_metrics, decode_batch
+from .budget import DEFAULT_BUDGETS, BudgetViolation, PerformanceBudget
+from .commands import CommandTracker, PendingCommand
+from .errors import WireError
+from .history import DEFAULT_HISTORY_ROWS, SeriesHistory
+from .wire import Envelope
+
+EVENT_TYPES = ("metric", "violation", "bottleneck", "command", "host", "gap")
+NO_EVENTS: tuple = ()
+
+
+@dataclass
+class Event:
+    """One stream event: its type, the host it is about, a category (or '-') and its body."""
+
+    type: str
+    host: str
+    body: dict[str, Any]
+    category: str = "-"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "host": self.host, **self.body}
+
+
+@dataclass
+class HostState:
+    name: str
+    boot: str
+    first_seen: float
+    last_seen: float
+    history: SeriesHistory
+    budget: PerformanceBudget
+    alive: bool = True
+    registered: bool = False
+    route: Any = None                      # the control socket's routing id of the agent
+    info: dict[str, Any] = field(default_factory=dict)
+    collectors: list[dict[str, Any]] = field(default_factory=list)
+    last_seq: int = -1
+    counters: dict[str, int] = field(default_factory=lambda: {
+        "batches": 0, "samples": 0, "gaps": 0, "missing_batches": 0, "duplicates": 0,
+        "bad_frames": 0, "series_refused": 0})
+    bad_reasons: dict[str, int] = field(default_factory=dict)
+    active_violations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    recent_violations: deque = field(default_factory=lambda: deque(maxlen=100))
+    bottlenecks: list[dict[str, Any]] = field(default_factory=list)
+    health: str = "good"
+    last_auto_optimize: float = float("-inf")
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "alive": self.alive, "last_seen": self.last_seen,
+            "first_seen": self.first_seen, "boot": self.boot, "health": self.health,
+            "registered": self.registered, "info": dict(self.info),
+            "budget_violations": list(self.active_violations.values()),
+            "recent_violations": list(self.recent_violations)[-10:],
+            "bottlenecks": list(self.bottlenecks),
+            "collectors": [dict(c) for c in self.collectors],
+            "counters": dict(self.counters), "bad_frame_reasons": dict(self.bad_reasons),
+            "series": self.history.series_count,
+        }
+
+
+@dataclass
+class FleetConfig:
+    budgets: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_BUDGETS))
+    history_rows: int = DEFAULT_HISTORY_ROWS
+    heartbeat_interval_s: float = 1.0
+    dead_after_heartbeats: int = 3
+    max_series_per_host: int = 10_000
+    max_hosts: int = 10_000
+    auto_optimize: bool = False
+    auto_optimize_interval_s: float = 300.0
+    command_timeout_s: float = 10.0
+
+
+class Fleet:
+    def __init__(self, config: FleetConfig | None = None) -> None:
+        self.config = config or FleetConfig()
+        self.hosts: dict[str, HostState] = {}
+        self.schemas = SchemaCache()
+        self.commands = CommandTracker()
+        self.counters = {"bad_frames": 0, "hosts_refused": 0, "batches": 0, "samples": 0}
+        self.bad_reasons: dict[str, int] = {}
+
+    # ----------------------------------------------------------------- hosts
+    def host(self, name: str, boot: str, now: float) -> HostState | None:
+        host = self.hosts.get(name)
+        if host is None:
+            if len(self.hosts) >= self.config.max_hosts:
+                self.counters["hosts_refused"] += 1
+                return None
+            host = self.hosts[name] = HostState(
+                name, boot, now, now,
+                SeriesHistory(self.config.history_rows, self.config.max_series_per_host),
+                PerformanceBudget(dict(self.config.budgets)))
+        return host
+
+    def count_bad(self, reason: str, host: str | None = None) -> None:
+        self.counters["bad_frames"] += 1
+        self.bad_reasons[reason] = self.bad_reasons.get(reason, 0) + 1
+        state = self.hosts.get(host) if host else None
+        if state is not None:
+            state.counters["bad_frames"] += 1
+            state.bad_reasons[reason] = state.bad_reasons.get(reason, 0) + 1
+
+    def _touch(self, host: HostState, now: float, events: list[Event]) -> None:
+        host.last_seen = now
+        if not host.alive:
+            host.alive = True
+            events.append(Event("host", host.name, {"state": "up", "timestamp": now}))
+
+    # ---------------------------------------------------------------- ingest
+    def ingest(self, env: Envelope, now: float) -> tuple[BatchSchema | None, list[Event] | tuple]:
+        """One metric batch. Returns its schema (None when dropped) and any events.
+
+        Raises WireError for a malformed body; the caller counts it.
+        """
+        host = self.hosts.get(env.host)
+        if host is None:
+            host = self.host(env.host, env.boot, now)
+            if host is None:
+                return None, NO_EVENTS
+        schema, ts, values = decode_batch(env.body, self.schemas)
+        events: list[Event] | tuple = NO_EVENTS
+        if env.boot != host.boot:
+            host.boot, host.last_seq = env.boot, -1
+        seq, last = env.seq, host.last_seq
+        if seq != last + 1 and last >= 0:
+            if seq <= last:
+                host.counters["duplicates"] += 1
+                return None, NO_EVENTS
+            events = [self._gap(host, last + 1, seq - 1, now)]
+        host.last_seq = seq
+        ring = schema.extra.get("ring")  # cache hit only for the host that owns it
+        if ring is None or ring.schema is not schema or schema.extra.get("host") is not host:
+            ring = host.history.ring_for(schema)
+            if ring is None:
+                host.counters["series_refused"] += 1
+                self.count_bad("series_cap", host.name)
+                return None, events
+            schema.extra["ring"], schema.extra["host"] = ring, host
+        ring.append(ts, values)
+        c = host.counters
+        c["batches"] += 1
+        c["samples"] += schema.width
+        host.last_seen = now
+        if not host.alive:
+            events = list(events)
+            self._touch(host, now, events)
+        budgeted = schema.extra.get("budgeted")
+        if budgeted is None:
+            budgeted = schema.extra["budgeted"] = [
+                (i, s.name) for i, s in enumerate(schema.series)
+                if not s.labels and s.name in self.config.budgets]
+        for i, name in budgeted:
+            ev = self._check_budget(host, schema.category, name, values[i], ts)
+            if ev is not None:
+                events = [*events, ev]
+        return schema, events
+
+    def _gap(self, host: HostState, first: int, last: int, now: float) -> Event:
+        host.counters["gaps"] += 1
+        host.counters["missing_batches"] += last - first + 1
+        return Event("gap", host.name, {"first_seq": first, "last_seq": last,
+                                        "missing": last - first + 1, "timestamp": now})
+
+    def _check_budget(self, host: HostState, category: str, name: str, value: float,
+                      ts: float) -> Event | None:
+        violation = host.budget.check_budget_violation(name, value, ts)
+        active = host.active_violations.get(name)
+        if violation is None:
+            if active is None:
+                return None
+            del host.active_violations[name]
+            return Event("violation", host.name, {**active, "state": "resolved", "value": value,
+                                                  "timestamp": ts}, category)
+        record = {**violation.to_dict(), "state": "firing", "category": category}
+        host.active_violations[name] = record
+        if active is not None and active["severity"] == record["severity"]:
+            return None
+        host.recent_violations.append(record)
+        return Event("violation", host.name, record, category)
+
+    # ------------------------------------------------------------- control
+    def register(self, env: Envelope, route: Any, now: float) -> list[Event]:
+        host = self.host(env.host, env.boot, now)
+        if host is None:
+            return []
+        body = env.body if isinstance(env.body, dict) else {}
+        events: list[Event] = []
+        if env.boot != host.boot:
+            host.boot, host.last_seq = env.boot, -1
+        host.route, host.registered = route, True
+        host.info = {k: body[k] for k in ("cpu_count", "memory_total_bytes", "platform",
+                                          "python", "interval_s", "strategies", "commands")
+                     if k in body}
+        host.collectors = _collectors(body.get("collectors"))
+        self._touch(host, now, events)
+        events.append(Event("host", host.name, {"state": "registered", "timestamp": now,
+                                                "info": host.info}))
+        return events
+
+    def heartbeat(self, env: Envelope, route: Any, now: float) -> tuple[list[Event], bool]:
+        """Returns events and whether the agent must (re-)register."""
+        host = self.hosts.get(env.host)
+        if host is None or not host.registered or host.boot != env.boot:
+            return [], True
+        host.route = route
+        if isinstance(env.body, dict) and "collectors" in env.body:
+            host.collectors = _collectors(env.body["collectors"])
+        events: list[Event] = []
+        self._touch(host, now, events)
+        return events, False
+
+    def tick(self, now: float) -> tuple[list[Event], list[PendingCommand], list[tuple[PendingCommand, dict]]]:
+        """Liveness, analysis, auto-optimization and command deadlines.
+
+        Returns (events, commands to send to agents, (command, result) pairs to answer).
+        """
+        events: list[Event] = []
+        to_send: list[PendingCommand] = []
+        dead_after = self.config.heartbeat_interval_s * self.config.dead_after_heartbeats
+        for host in self.hosts.values():
+            if host.alive and now - host.last_seen > dead_after:
+                host.alive = False
+                events.append(Event("host", host.name, {"state": "down", "timestamp": now,
+                                                        "last_seen": host.last_seen}))
+                continue
+            events.extend(self._analyse(host, now))
+            cmd = self._auto_optimize(host, now)
+            if cmd is not None:
+                to_send.append(cmd)
+        answers = [(c, self.finish_command(c.id, _timeout_result(c))) for c in self.commands.expired(now)]
+        for cmd, result in answers:
+            events.append(self._command_event(cmd, result, now))
+        return events, to_send, answers
+
+    def latest(self, host: HostState) -> dict[str, float]:
+        """The newest value of each unlabeled series of a host (what analysis reads)."""
+        return {k: v[1] for k, v in host.history.latest().items() if "{" not in k}
+
+    def _analyse(self, host: HostState, now: float) -> list[Event]:
+        found = detect_bottlenecks(self.latest(host))
+        violations = [BudgetViolation.from_dict(v) for v in host.active_violations.values()]
+        host.health = overall_health(violations, found)
+        before = {b["kind"] for b in host.bottlenecks}
+        host.bottlenecks = [b.to_dict() for b in found]
+        return [Event("bottleneck", host.name, {**b, "timestamp": now})
+                for b in host.bottlenecks if b["kind"] not in before]
+
+    def _auto_optimize(self, host: HostState, now: float) -> PendingCommand | None:
+        if not (self.config.auto_optimize and host.alive and host.registered):
+            return None
+        if now - host.last_auto_optimize < self.config.auto_optimize_interval_s:
+            return None
+        allowed = set(host.info.get("strategies") or ())
+        for b in host.bottlenecks:
+            strategy = b.get("recommended_strategy")
+            if strategy and strategy in allowed:
+                host.last_auto_optimize = now
+                cmd = PendingCommand(f"auto-{uuid.uuid4().hex}", host.name, strategy, {}, None,
+                                     now, now + self.config.command_timeout_s, "auto-optimize")
+                self.commands.submit(cmd)
+                return cmd
+        return None
+
+    # ------------------------------------------------------------ commands
+    def start_command(self, cmd_id: str, host_name: str, strategy: str, params: Any,
+                      origin: Any, now: float, timeout_s: float,
+                      operator: str = "") -> tuple[PendingCommand | None, dict[str, Any] | None]:
+        """Returns (command to send, None) or (None, immediate reply)."""
+        cached = self.commands.known(cmd_id)
+        if cached is not None:
+            return None, {**cached, "replayed": True}
+        if cmd_id in self.commands.pending:
+            return None, {"id": cmd_id, "status": "refused", "error": f"command id {cmd_id!r} is already in flight"}
+        host = self.hosts.get(host_name)
+        if host is None or not host.registered:
+            known = ", ".join(sorted(h for h, s in self.hosts.items() if s.registered)) or "none"
+            return None, {"id": cmd_id, "status": "refused",
+                          "error": f"unknown host {host_name!r}; known hosts: {known}"}
+        if not host.alive:
+            return None, {"id": cmd_id, "status": "refused", "error": f"host {host_name!r} is down"}
+        strategies = host.info.get("strategies")
+        if strategies is not None and strategy not in strategies:
+            return None, {"id": cmd_id, "status": "refused",
+                          "error": f"unknown strategy {strategy!r} on host {host_name!r}; "
+                                   f"available: {', '.join(strategies) or 'none'}"}
+        if not isinstance(params, dict):
+            return None, {"id": cmd_id, "status": "refused", "error": "params must be a map"}
+        cmd = PendingCommand(cmd_id, host_name, strategy, params, origin, now, now + timeout_s, operator)
+        self.commands.submit(cmd)
+        return cmd, None
+
+    def finish_command(self, cmd_id: str, result: dict[str, Any]) -> dict[str, Any]:
+        self.commands.finish(cmd_id, result)
+        return result
+
+    def command_result(self, env: Envelope, now: float) -> tuple[PendingCommand | None, dict, list[Event]]:
+        """An agent's result. Only the host a command was sent to may answer it."""
+        body = env.body
+        if not isinstance(body, dict) or type(body.get("id")) is not str:
+            raise WireError("bad_body", "a result body must be a map with a string id")
+        cmd = self.commands.pending.get(body["id"])
+        if cmd is None or cmd.host != env.host:
+            return None, body, []
+        result = {"id": cmd.id, "host": cmd.host, "strategy": cmd.strategy,
+                  "status": str(body.get("status", "failed")),
+                  "result": body.get("result"), "error": body.get("error")}
+        self.finish_command(cmd.id, result)
+        return cmd, result, [self._command_event(cmd, result, now)]
+
+    def _command_event(self, cmd: PendingCommand, result: dict, now: float) -> Event:
+        return Event("command", cmd.host, {"id": cmd.id, "strategy": cmd.strategy,
+                                           "params": cmd.params, "status": result["status"],
+                                           "operator": cmd.operator, "timestamp": now,
+                                           "error": result.get("error")})
+
+    # --------------------------------------------------------------- query
+    def status(self, now: float) -> dict[str, Any]:
+        return {"time": now, "hosts": [h.status() for h in sorted(self.hosts.values(), key=lambda h: h.name)],
+                "counters": dict(self.counters), "bad_frame_reasons": dict(self.bad_reasons),
+                "pending_commands": len(self.commands.pending)}
+
+    def history(self, host_name: str, key: str, since: float) -> list[tuple[float, float]]:
+        host = self.hosts.get(host_name)
+        return host.history.query(key, since) if host else []
+
+    def metrics_of(self, schema: BatchSchema, ts: float, values: Iterable[float]) -> list[dict]:
+        return batch_metrics(schema, ts, values)  # type: ignore[arg-type]
+
+
+def _collectors(raw: Any) -> list[dict[str, Any]]:
+    if not isinstance(raw, list):
+        return []
+    out = []
+    for c in raw[:16]:
+        if isinstance(c, dict):
+            out.append({k: c.get(k) for k in ("kind", "pid", "restarts", "state")})
+    return out
+
+
+def _timeout_result(cmd: PendingCommand) -> dict[str, Any]:
+    return {"id": cmd.id, "host": cmd.host, "strategy": cmd.strategy, "status": "timeout",
+            "error": f"no result from host {cmd.host!r} within the deadline"}

@@ -1,0 +1,265 @@
+"""The host agent: supervises collectors, forwards their batches, runs commands."""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import zmq
+
+from perfmesh import wire
+from perfmesh.errors import InvalidParameterError, PerfmeshError, UnknownStrategyError, WireError
+from perfmesh.optimization import OptimizationEngine
+
+from .loop import Loop, RateLimitedLog
+from .supervisor import Supervisor
+from .transport import Endpoint, make_socket
+
+log = logging.getLogger("perfmesh.agent")
+SPOOL_SECONDS = 600
+BATCHES_PER_TICK = 4          # cpu, memory, disk, network
+
+
+@dataclass
+class AgentConfig:
+    endpoint: Endpoint = field(default_factory=Endpoint)
+    name: str = field(default_factory=socket.gethostname)
+    interval_s: float = 1.0
+    heartbeat_s: float = 1.0
+    kinds: tuple[str, ...] = ("cpu", "memory", "io")
+    commands: bool = True
+    allow: tuple[str, ...] | None = None       # None: every registered strategy
+
+
+class CommandRunner:
+    """Runs one command at a time on a worker thread; wakes the loop through inproc."""
+
+    def __init__(self, ctx: zmq.Context, engine: OptimizationEngine, url: str) -> None:
+        self.engine = engine
+        self.url = url
+        self.ctx = ctx
+        self.queue: deque = deque()
+        self.busy = threading.Lock()
+
+    def submit(self, cmd_id: str, strategy: str, params: dict[str, Any]) -> None:
+        threading.Thread(target=self._run, args=(cmd_id, strategy, params), daemon=True).start()
+
+    def _run(self, cmd_id: str, strategy: str, params: dict[str, Any]) -> None:
+        with self.busy:
+            try:
+                result = self.engine.apply_optimization(strategy, params).to_dict()
+                body = {"id": cmd_id, "status": "success" if result.get("success") else "failed",
+                        "result": result, "error": result.get("error")}
+            except PerfmeshError as exc:
+                body = {"id": cmd_id, "status": "refused", "result": None, "error": str(exc)}
+            self.queue.append(body)
+            wake = self.ctx.socket(zmq.PUSH)
+            wake.setsockopt(zmq.LINGER, 1000)
+            wake.connect(self.url)
+            wake.send(b"")
+            wake.close()
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, engine: OptimizationEngine | None = None) -> None:
+        self.config = config
+        self.engine = engine or OptimizationEngine()
+        self.boot = uuid.uuid4().hex
+        self.seq = 0
+        self.ctx = zmq.Context()
+        self.tmpdir = tempfile.mkdtemp(prefix="perfmesh-agent-")
+        self.local_url = f"ipc://{self.tmpdir}/collectors"
+        self.wake_url = f"inproc://wake-{self.boot}"
+        self.spool: deque = deque(maxlen=int(SPOOL_SECONDS / config.interval_s) * BATCHES_PER_TICK)
+        self.done: OrderedDict[str, dict] = OrderedDict()
+        self.last_from_aggregator = time.monotonic()
+        self.aggregator_alive = True
+        self.warn = RateLimitedLog()
+        self.counters = {"batches_forwarded": 0, "bad_local_frames": 0, "bad_control_frames": 0,
+                         "commands_run": 0, "commands_refused": 0}
+
+        self.local = make_socket(self.ctx, zmq.SUB, heartbeat_ms=0)
+        self.local.setsockopt(zmq.SUBSCRIBE, b"")
+        self.local.bind(self.local_url)
+        self.wake = make_socket(self.ctx, zmq.PULL, heartbeat_ms=0)
+        self.wake.bind(self.wake_url)
+        self.pub = make_socket(self.ctx, zmq.PUB, hwm=100_000)
+        self.pub.connect(config.endpoint.url("ingest"))
+        self.control = make_socket(self.ctx, zmq.DEALER, hwm=1000,
+                                   routing_id=f"{config.name}/{self.boot}".encode())
+        self.control.connect(config.endpoint.url("control"))
+        self.runner = CommandRunner(self.ctx, self.engine, self.wake_url)
+        self.supervisor = Supervisor(list(config.kinds), self.local_url, config.interval_s)
+
+    # -------------------------------------------------------------- helpers
+    def strategies(self) -> list[str]:
+        if not self.config.commands:
+            return []
+        names = self.engine.strategies()
+        if self.config.allow is not None:
+            names = [n for n in names if n in self.config.allow]
+        return sorted(names)
+
+    def _send_control(self, kind: str, body: Any) -> None:
+        try:
+            self.control.send(wire.encode(kind, self.config.name, self.boot, 0, time.time(), body),
+                              zmq.NOBLOCK)
+        except zmq.Again:
+            self.warn.warning("control_full", "control queue to the aggregator is full; message dropped")
+
+    def register(self) -> None:
+        self._send_control("register", {
+            "cpu_count": os.cpu_count() or 1,
+            "memory_total_bytes": _memory_total_bytes(),
+            "platform": platform.platform(), "python": platform.python_version(),
+            "interval_s": self.config.interval_s, "strategies": self.strategies(),
+            "commands": self.config.commands, "collectors": self.supervisor.info()})
+
+    # ------------------------------------------------------------- handlers
+    def on_local(self) -> None:
+        for _ in range(100):
+            try:
+                frames = self.local.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                body = wire.unpack(frames[-1])
+            except WireError as exc:
+                self.counters["bad_local_frames"] += 1
+                self.warn.warning("local", f"bad frame from a collector: {exc}")
+                continue
+            self.seq += 1
+            frame = wire.encode("metrics", self.config.name, self.boot, self.seq, time.time(), body)
+            self.spool.append((self.seq, frame))
+            self.pub.send_multipart([wire.topic("metric", self.config.name), frame])
+            self.counters["batches_forwarded"] += 1
+
+    def on_control(self) -> None:
+        for _ in range(100):
+            try:
+                frame = self.control.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self.last_from_aggregator = time.monotonic()
+            if not self.aggregator_alive:
+                self.aggregator_alive = True
+                log.warning("aggregator is back; registering again")
+                self.register()
+            try:
+                env = wire.decode(frame)
+                if env.kind == "command":
+                    self.on_command(env.body)
+                elif env.kind == "reply" and isinstance(env.body, dict) and env.body.get("register"):
+                    self.register()
+            except WireError as exc:
+                self.counters["bad_control_frames"] += 1
+                self.warn.warning("control", f"bad frame from the aggregator: {exc}")
+
+    def on_command(self, body: Any) -> None:
+        if not isinstance(body, dict) or type(body.get("id")) is not str:
+            raise WireError("bad_body", "a command body must be a map with a string id")
+        cmd_id = body["id"]
+        if cmd_id in self.done:
+            self._send_control("result", {**self.done[cmd_id], "replayed": True})
+            return
+        refusal = self._refusal(body)
+        if refusal is not None:
+            self.counters["commands_refused"] += 1
+            self._finish({"id": cmd_id, "status": "refused", "result": None, "error": refusal})
+            return
+        self.counters["commands_run"] += 1
+        self.runner.submit(cmd_id, body["strategy"], body["params"])
+
+    def _refusal(self, body: dict) -> str | None:
+        strategy, params = body.get("strategy"), body.get("params")
+        if not self.config.commands:
+            return f"remote commands are disabled on host {self.config.name!r}"
+        if type(strategy) is not str:
+            return f"strategy must be a string, got {strategy!r:.40}"
+        expires = body.get("expires")
+        if not isinstance(expires, (int, float)) or expires < time.time():
+            return f"command expired (expires {expires!r:.40})"
+        if strategy not in self.strategies():
+            return (f"unknown strategy {strategy!r} on host {self.config.name!r}; "
+                    f"available: {', '.join(self.strategies()) or 'none'}")
+        try:
+            self.engine.validate(strategy, params if params is not None else {})
+        except (UnknownStrategyError, InvalidParameterError) as exc:
+            return str(exc)
+        return None
+
+    def on_wake(self) -> None:
+        while True:
+            try:
+                self.wake.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+        while self.runner.queue:
+            self._finish(self.runner.queue.popleft())
+
+    def _finish(self, body: dict) -> None:
+        self.done[body["id"]] = body
+        while len(self.done) > 1000:
+            self.done.popitem(last=False)
+        self._send_control("result", body)
+
+    def on_heartbeat(self) -> None:
+        if time.monotonic() - self.last_from_aggregator > 3 * self.config.heartbeat_s:
+            if self.aggregator_alive:
+                log.warning("no word from the aggregator at %s for %.0fs", self.config.endpoint,
+                            3 * self.config.heartbeat_s)
+            self.aggregator_alive = False
+        self._send_control("heartbeat", {"collectors": self.supervisor.info(),
+                                         "seq": self.seq, "counters": dict(self.counters)})
+
+    # ------------------------------------------------------------------ run
+    def run(self, loop: Loop | None = None) -> None:
+        loop = loop or Loop()
+        loop.install_signal_handlers()
+        loop.on_readable(self.local, self.on_local)
+        loop.on_readable(self.control, self.on_control)
+        loop.on_readable(self.wake, self.on_wake)
+        loop.every(0.1, self._supervise)
+        loop.every(self.config.heartbeat_s, self.on_heartbeat, first_in_s=self.config.heartbeat_s)
+        self.supervisor.poll()
+        self.register()
+        try:
+            loop.run()
+        finally:
+            self.close()
+
+    def _supervise(self) -> None:
+        for note in self.supervisor.poll():
+            log.warning(note)
+
+    def close(self) -> None:
+        self.supervisor.stop()
+        for sock in (self.local, self.wake, self.pub, self.control):
+            sock.close(0)
+        self.ctx.term()
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+def _memory_total_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover
+        return 0
+
+
+def main(config: AgentConfig) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s agent %(levelname)s %(message)s")
+    Agent(config).run()
+    return 0
