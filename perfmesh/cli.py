@@ -148,6 +148,19 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--since", type=_positive_float, default=3600.0, metavar="SECONDS_AGO")
     h.add_argument("--json", action="store_true")
 
+    t = sub.add_parser("top", help="live full-screen view of the fleet")
+    connect(t)
+
+    w = sub.add_parser("web", help="serve the web dashboard")
+    connect(w)
+    w.add_argument("--listen", default="127.0.0.1:7780", metavar="ADDR:PORT", help="default 127.0.0.1:7780")
+
+    r = sub.add_parser("report", help="write a self-contained HTML report of one host")
+    connect(r)
+    r.add_argument("--host", type=_host_name, required=True)
+    r.add_argument("--since", type=_positive_float, default=3600.0, metavar="SECONDS_AGO")
+    r.add_argument("--out", required=True, metavar="FILE")
+
     u = sub.add_parser("up", help="aggregator + agent on this machine + a live view")
     u.add_argument("--port", type=_port, default=7700, metavar="BASE")
     u.add_argument("--interval", type=_positive_float, default=1.0, metavar="SECONDS")
@@ -258,8 +271,8 @@ def cmd_up(args: argparse.Namespace, out=sys.stdout) -> int:
              subprocess.Popen([*base, "agent", "--connect", f"127.0.0.1:{args.port}",
                                "--interval", str(args.interval)])]
     try:
-        from workers.view import run_view
-        return run_view(_endpoint(f"127.0.0.1:{args.port}"), duration_s=args.duration, out=out)
+        from workers.view import run_top
+        return run_top(_endpoint(f"127.0.0.1:{args.port}"), duration_s=args.duration)
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -270,9 +283,25 @@ def cmd_up(args: argparse.Namespace, out=sys.stdout) -> int:
                 p.kill()
 
 
+def cmd_top(args: argparse.Namespace) -> int:
+    from workers.view import run_top
+    return run_top(_endpoint(args.connect))
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    from workers.web import run_web
+    return run_web(_endpoint(args.connect), args.listen)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from workers.report import write_report
+    return write_report(_endpoint(args.connect), args.host, args.since, args.out)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "aggregator": cmd_aggregator, "agent": cmd_agent, "subscribe": cmd_subscribe,
     "status": cmd_status, "command": cmd_command, "history": cmd_history, "up": cmd_up,
+    "top": cmd_top, "web": cmd_web, "report": cmd_report,
 }
 
 

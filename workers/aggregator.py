@@ -7,7 +7,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import zmq
 
@@ -23,16 +23,33 @@ NAME = "aggregator"
 INGEST_BURST = 2000
 
 
+class Sink(Protocol):
+    """Something that watches the aggregator from beside the loop (exporter, alert delivery).
+
+    Sinks are called on the loop thread and must return at once: hand work to a thread of
+    their own. ``on_snapshot`` gets a fresh status dict (shared by all sinks: read it, never mutate it) (with each host's latest
+    values when ``needs_latest``) once per snapshot interval.
+    """
+
+    needs_latest: bool
+
+    def on_events(self, events: list[Event], now: float) -> None: ...
+    def on_snapshot(self, snapshot: dict[str, Any], now: float) -> None: ...
+    def close(self) -> None: ...
+
+
 @dataclass
 class AggregatorConfig:
     endpoint: Endpoint = field(default_factory=Endpoint)
     fleet: FleetConfig = field(default_factory=FleetConfig)
     stream_hwm: int = 100_000
+    snapshot_interval_s: float = 1.0
 
 
 class Aggregator:
-    def __init__(self, config: AggregatorConfig) -> None:
+    def __init__(self, config: AggregatorConfig, sinks: list[Sink] | None = None) -> None:
         self.config = config
+        self.sinks: list[Sink] = list(sinks or [])
         self.fleet = Fleet(config.fleet)
         self.boot = uuid.uuid4().hex
         self.stream_seq = 0
@@ -54,6 +71,10 @@ class Aggregator:
 
     # --------------------------------------------------------------- output
     def publish(self, events: list[Event] | tuple) -> None:
+        if not events:
+            return
+        for sink in self.sinks:
+            sink.on_events(list(events), time.time())
         for ev in events:
             self.stream_seq += 1
             body = {**ev.to_dict(), "category": ev.category}
@@ -204,6 +225,16 @@ class Aggregator:
             if cmd.origin is not None:
                 self._reply(self.api, cmd.origin, "reply", result)
 
+    def on_snapshot(self) -> None:
+        if not self.sinks:
+            return
+        now = time.time()
+        snapshot = self.fleet.status(now)
+        if any(s.needs_latest for s in self.sinks):
+            snapshot["latest"] = {name: h.history.latest() for name, h in self.fleet.hosts.items()}
+        for sink in self.sinks:
+            sink.on_snapshot(snapshot, now)
+
     def on_stream(self) -> None:
         # subscription messages from XPUB: nothing to do but drain them
         for _ in range(1000):
@@ -220,12 +251,15 @@ class Aggregator:
         loop.on_readable(self.api, self.on_api)
         loop.on_readable(self.stream, self.on_stream)
         loop.every(0.25, self.on_tick)
+        loop.every(self.config.snapshot_interval_s, self.on_snapshot)
         try:
             loop.run()
         finally:
             self.close()
 
     def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()
         for sock in self.sockets:
             sock.close(0)
         self.ctx.term()
