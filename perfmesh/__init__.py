@@ -1,0 +1,49 @@
+"""perfmesh: performance monitoring, budgets, analysis and optimization.
+
+The library works in one process with no sockets (``PerformanceManager`` and friends);
+importing it starts nothing and imports neither zmq nor msgpack.
+"""
+
+from .analysis import Bottleneck
+from .baseline import Baseline, BaselineTracker
+from .budget import DEFAULT_BUDGETS, AlertEvent, BudgetViolation, PerformanceBudget
+from .collection import MetricsCollector
+from .errors import (
+    ConfigError,
+    InvalidParameterError,
+    PerfmeshError,
+    UnknownMetricError,
+    UnknownStrategyError,
+    WireError,
+)
+from .manager import PerformanceManager
+from .metric import PerformanceMetric, PerformanceProfile
+from .optimization import OptimizationEngine, OptimizationResult
+from .timing import PerformanceContext, PerformanceUtils
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlertEvent",
+    "Baseline",
+    "BaselineTracker",
+    "Bottleneck",
+    "BudgetViolation",
+    "ConfigError",
+    "DEFAULT_BUDGETS",
+    "InvalidParameterError",
+    "MetricsCollector",
+    "OptimizationEngine",
+    "OptimizationResult",
+    "PerfmeshError",
+    "PerformanceBudget",
+    "PerformanceContext",
+    "PerformanceManager",
+    "PerformanceMetric",
+    "PerformanceProfile",
+    "PerformanceUtils",
+    "UnknownMetricError",
+    "UnknownStrategyError",
+    "WireError",
+    "__version__",
+]
