@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from .analysis import detect_bottlenecks, overall_health
+from .analysis import Bottleneck, detect_bottlenecks, overall_health
 from .batch import BatchSchema, SchemaCache, batch_metrics, decode_batch
 from .budget import DEFAULT_BUDGETS, BudgetViolation, PerformanceBudget
 from .commands import CommandTracker, PendingCommand
@@ -21,6 +21,8 @@ from .history import DEFAULT_HISTORY_ROWS, SeriesHistory
 from .wire import Envelope
 
 EVENT_TYPES = ("metric", "violation", "bottleneck", "command", "host", "gap")
+_BOTTLENECK_CATEGORY = {"cpu_bound": "cpu", "memory_pressure": "memory", "swap_thrashing": "memory",
+                        "io_wait": "cpu", "disk_saturation": "io", "network_saturation": "network"}
 NO_EVENTS: tuple = ()
 
 
@@ -57,9 +59,14 @@ class HostState:
     bad_reasons: dict[str, int] = field(default_factory=dict)
     active_violations: dict[str, dict[str, Any]] = field(default_factory=dict)
     recent_violations: deque = field(default_factory=lambda: deque(maxlen=100))
-    bottlenecks: list[dict[str, Any]] = field(default_factory=list)
-    health: str = "good"
+    bottlenecks: list[Bottleneck] = field(default_factory=list)
     last_auto_optimize: float = float("-inf")
+
+    @property
+    def health(self) -> str:
+        """good | warning | critical, from the active violations and bottlenecks now."""
+        violations = [BudgetViolation.from_dict(v) for v in self.active_violations.values()]
+        return overall_health(violations, self.bottlenecks)
 
     def status(self) -> dict[str, Any]:
         return {
@@ -68,7 +75,7 @@ class HostState:
             "registered": self.registered, "info": dict(self.info),
             "budget_violations": list(self.active_violations.values()),
             "recent_violations": list(self.recent_violations)[-10:],
-            "bottlenecks": list(self.bottlenecks),
+            "bottlenecks": [b.to_dict() for b in self.bottlenecks],
             "collectors": [dict(c) for c in self.collectors],
             "counters": dict(self.counters), "bad_frame_reasons": dict(self.bad_reasons),
             "series": self.history.series_count,
@@ -147,7 +154,8 @@ class Fleet:
             events = [self._gap(host, last + 1, seq - 1, now)]
         host.last_seq = seq
         ring = schema.extra.get("ring")  # cache hit only for the host that owns it
-        if ring is None or ring.schema is not schema or schema.extra.get("host") is not host:
+        if (ring is None or not ring.live or ring.schema is not schema
+                or schema.extra.get("host") is not host):
             ring = host.history.ring_for(schema)
             if ring is None:
                 host.counters["series_refused"] += 1
@@ -158,6 +166,9 @@ class Fleet:
         c = host.counters
         c["batches"] += 1
         c["samples"] += schema.width
+        f = self.counters
+        f["batches"] += 1
+        f["samples"] += schema.width
         host.last_seen = now
         if not host.alive:
             events = list(events)
@@ -209,6 +220,10 @@ class Fleet:
         host.info = {k: body[k] for k in ("cpu_count", "memory_total_bytes", "platform",
                                           "python", "interval_s", "strategies", "commands")
                      if k in body}
+        strategies = host.info.get("strategies")
+        if strategies is not None and not (isinstance(strategies, list)
+                                           and all(type(s) is str for s in strategies)):
+            del host.info["strategies"]  # malformed: let the agent's own registry decide
         host.collectors = _collectors(body.get("collectors"))
         self._touch(host, now, events)
         events.append(Event("host", host.name, {"state": "registered", "timestamp": now,
@@ -255,13 +270,10 @@ class Fleet:
         return {k: v[1] for k, v in host.history.latest().items() if "{" not in k}
 
     def _analyse(self, host: HostState, now: float) -> list[Event]:
-        found = detect_bottlenecks(self.latest(host))
-        violations = [BudgetViolation.from_dict(v) for v in host.active_violations.values()]
-        host.health = overall_health(violations, found)
-        before = {b["kind"] for b in host.bottlenecks}
-        host.bottlenecks = [b.to_dict() for b in found]
-        return [Event("bottleneck", host.name, {**b, "timestamp": now})
-                for b in host.bottlenecks if b["kind"] not in before]
+        before = {b.kind for b in host.bottlenecks}
+        host.bottlenecks = detect_bottlenecks(self.latest(host))
+        return [Event("bottleneck", host.name, {**b.to_dict(), "timestamp": now}, _BOTTLENECK_CATEGORY[b.kind])
+                for b in host.bottlenecks if b.kind not in before]
 
     def _auto_optimize(self, host: HostState, now: float) -> PendingCommand | None:
         if not (self.config.auto_optimize and host.alive and host.registered):
@@ -270,7 +282,7 @@ class Fleet:
             return None
         allowed = set(host.info.get("strategies") or ())
         for b in host.bottlenecks:
-            strategy = b.get("recommended_strategy")
+            strategy = b.recommended_strategy
             if strategy and strategy in allowed:
                 host.last_auto_optimize = now
                 cmd = PendingCommand(f"auto-{uuid.uuid4().hex}", host.name, strategy, {}, None,
