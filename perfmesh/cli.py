@@ -85,9 +85,14 @@ def parse_param(text: str) -> tuple[str, Any]:
     if re.fullmatch(r"-?\d+(,-?\d+)+", raw):
         return key, [int(x) for x in raw.split(",")]
     try:
-        return key, json.loads(raw)
+        return key, json.loads(raw, parse_constant=_no_constant)
     except ValueError:
         return key, raw
+
+
+def _no_constant(name: str) -> Any:
+    """json.loads hook: NaN and Infinity stay text; only finite numbers go on the wire."""
+    raise ValueError(f"{name} is not a finite number")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,7 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
 # ------------------------------------------------------------------ commands
 def _endpoint(text: str):
     from workers.transport import parse_endpoint
-    return parse_endpoint(text)
+    try:
+        return parse_endpoint(text)
+    except ConfigError as exc:  # a bad --connect is a usage error (exit 2), like any flag
+        raise CliError(f"perfmesh: argument --connect: {exc}") from None
 
 
 def cmd_aggregator(args: argparse.Namespace) -> int:

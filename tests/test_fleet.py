@@ -1,0 +1,678 @@
+"""Tests for perfmesh.fleet: the aggregator's pure state machine, driven with a fake clock."""
+
+import pytest
+
+from perfmesh import wire
+from perfmesh.batch import make_body
+from perfmesh.errors import WireError
+from perfmesh.fleet import Event, Fleet, FleetConfig
+from perfmesh.wire import Envelope
+
+CPU = wire.pack(["cpu", [["cpu_percent", "%", {}], ["cpu_core_percent", "%", {"cpu": "0"}]]])
+MEM = wire.pack(["memory", [["memory_percent", "%", {}]]])
+IO_A = wire.pack(["io", [["disk_busy_percent", "%", {"dev": "sda"}]]])
+IO_B = wire.pack(["io", [["disk_busy_percent", "%", {"dev": "sda"}],
+                         ["disk_busy_percent", "%", {"dev": "sdb"}]]])
+STRATEGIES = ["gc_collect", "process_priority"]
+
+
+def metrics(seq, ts=100.0, values=(10.0, 20.0), host="web01", boot="b1", schema=CPU):
+    return Envelope("metrics", host, boot, seq, ts, make_body(schema, ts, list(values)))
+
+
+def env(kind, host="web01", boot="b1", body=None):
+    return Envelope(kind, host, boot, 0, 0.0, body if body is not None else {})
+
+
+def registered(fleet=None, host="web01", now=100.0, strategies=STRATEGIES, **body):
+    fleet = fleet or Fleet()
+    if strategies is not None:
+        body["strategies"] = strategies
+    fleet.register(env("register", host, body=body), route=b"route-" + host.encode(), now=now)
+    return fleet
+
+
+def types(events):
+    return [(e.type, e.body.get("state")) for e in events]
+
+
+# ------------------------------------------------------------------ ingest
+def test_first_batch_creates_the_host_and_stores_history():
+    """A batch from a new host creates its state, stores every value and counts it."""
+    fleet = Fleet()
+    schema, events = fleet.ingest(metrics(0, ts=100.0), now=100.5)
+    host = fleet.hosts["web01"]
+    assert schema.category == "cpu" and list(events) == []
+    assert (host.first_seen, host.last_seen, host.boot, host.last_seq) == (100.5, 100.5, "b1", 0)
+    assert fleet.history("web01", "cpu_core_percent{cpu=0}", 0.0) == [(100.0, 20.0)]
+    assert host.counters["batches"] == 1 and host.counters["samples"] == 2
+
+
+def test_fleet_level_counters_count_every_stored_batch_and_sample():
+    """status()['counters'] batches and samples add up what every host stored."""
+    fleet = Fleet()
+    fleet.ingest(metrics(0), now=1.0)
+    fleet.ingest(metrics(1), now=2.0)
+    fleet.ingest(metrics(0, host="db01", schema=MEM, values=(1.0,)), now=2.0)
+    assert fleet.status(3.0)["counters"]["batches"] == 3
+    assert fleet.status(3.0)["counters"]["samples"] == 5
+
+
+def test_consecutive_sequence_numbers_make_no_gap():
+    """seq 0, 1, 2 is gap-free."""
+    fleet = Fleet()
+    for seq in range(3):
+        _, events = fleet.ingest(metrics(seq, ts=float(seq)), now=float(seq))
+        assert list(events) == []
+    assert fleet.hosts["web01"].counters["gaps"] == 0
+
+
+def test_sequence_gap_is_reported_and_counted_and_the_batch_kept():
+    """A jump from seq 0 to 3 emits one gap event for 1..2 and still stores batch 3."""
+    fleet = Fleet()
+    fleet.ingest(metrics(0, ts=1.0), now=1.0)
+    schema, events = fleet.ingest(metrics(3, ts=4.0), now=4.5)
+    assert schema is not None
+    assert [e.to_dict() for e in events] == [
+        {"type": "gap", "host": "web01", "first_seq": 1, "last_seq": 2, "missing": 2, "timestamp": 4.5}]
+    c = fleet.hosts["web01"].counters
+    assert (c["gaps"], c["missing_batches"], c["batches"]) == (1, 2, 2)
+    assert fleet.hosts["web01"].last_seq == 3
+
+
+def test_duplicate_or_older_sequence_is_dropped_and_counted():
+    """A batch with seq <= the last one is dropped (None), counted as a duplicate, not stored."""
+    fleet = Fleet()
+    fleet.ingest(metrics(0, ts=1.0), now=1.0)
+    fleet.ingest(metrics(1, ts=2.0), now=2.0)
+    assert fleet.ingest(metrics(1, ts=9.0), now=3.0) == (None, ())
+    assert fleet.ingest(metrics(0, ts=9.0), now=3.0) == (None, ())
+    host = fleet.hosts["web01"]
+    assert host.counters["duplicates"] == 2 and host.counters["batches"] == 2
+    assert [t for t, _ in fleet.history("web01", "cpu_percent", 0.0)] == [1.0, 2.0]
+    assert host.last_seq == 1
+
+
+def test_reboot_resets_the_sequence_without_gap_or_duplicate():
+    """A new boot id restarting at seq 0 is neither a gap nor a duplicate."""
+    fleet = Fleet()
+    fleet.ingest(metrics(0), now=1.0)
+    fleet.ingest(metrics(1), now=2.0)
+    schema, events = fleet.ingest(metrics(0, boot="b2"), now=3.0)
+    host = fleet.hosts["web01"]
+    assert schema is not None and list(events) == []
+    assert (host.boot, host.last_seq, host.counters["duplicates"], host.counters["gaps"]) == ("b2", 0, 0, 0)
+
+
+def test_first_batch_seen_with_high_seq_is_not_a_gap():
+    """An aggregator meeting a host mid-stream (seq 41) does not report 41 missing batches."""
+    fleet = Fleet()
+    _, events = fleet.ingest(metrics(41), now=1.0)
+    assert list(events) == [] and fleet.hosts["web01"].counters["gaps"] == 0
+
+
+def test_malformed_body_raises_wire_error_for_the_caller_to_count():
+    """ingest() raises WireError (bad_body) for a body that is not a batch."""
+    with pytest.raises(WireError) as info:
+        Fleet().ingest(Envelope("metrics", "web01", "b1", 0, 1.0, {"oops": 1}), now=1.0)
+    assert info.value.reason == "bad_body"
+
+
+def test_series_cap_refuses_and_counts_the_batch():
+    """A schema over the per-host series cap is dropped, counted as series_refused and series_cap."""
+    fleet = Fleet(FleetConfig(max_series_per_host=1))
+    schema, events = fleet.ingest(metrics(0), now=1.0)
+    host = fleet.hosts["web01"]
+    assert schema is None and list(events) == []
+    assert host.counters["series_refused"] == 1 and host.bad_reasons == {"series_cap": 1}
+    assert fleet.bad_reasons == {"series_cap": 1} and host.counters["batches"] == 0
+
+
+def test_schema_that_comes_back_after_eviction_is_stored_again():
+    """io schema A, then B evicting A at the cap, then A again: A's batches stay queryable."""
+    fleet = Fleet(FleetConfig(max_series_per_host=2))
+    fleet.ingest(metrics(0, ts=1.0, schema=IO_A, values=(1.0,)), now=1.0)
+    fleet.ingest(metrics(1, ts=2.0, schema=IO_B, values=(2.0, 3.0)), now=2.0)
+    fleet.ingest(metrics(2, ts=3.0, schema=IO_A, values=(4.0,)), now=3.0)
+    assert fleet.history("web01", "disk_busy_percent{dev=sda}", 0.0)[-1] == (3.0, 4.0)
+    assert fleet.hosts["web01"].history.series_count <= 2
+
+
+def test_two_hosts_with_identical_schema_keep_separate_history():
+    """The per-schema ring cache never writes one host's values into another's history."""
+    fleet = Fleet()
+    fleet.ingest(metrics(0, ts=1.0, values=(1.0, 1.0), host="a"), now=1.0)
+    fleet.ingest(metrics(0, ts=1.0, values=(2.0, 2.0), host="b"), now=1.0)
+    fleet.ingest(metrics(1, ts=2.0, values=(3.0, 3.0), host="a"), now=2.0)
+    assert fleet.history("a", "cpu_percent", 0.0) == [(1.0, 1.0), (2.0, 3.0)]
+    assert fleet.history("b", "cpu_percent", 0.0) == [(1.0, 2.0)]
+
+
+# ------------------------------------------------------------------ budgets
+def test_budget_violation_fires_then_stays_quiet_then_escalates_then_resolves():
+    """cpu_percent over 80: warning fires once, repeats are silent, critical re-fires, then resolves."""
+    fleet = Fleet()
+    _, ev = fleet.ingest(metrics(0, ts=1.0, values=(90.0, 0.0)), now=1.0)
+    assert [e.to_dict() for e in ev] == [{
+        "type": "violation", "host": "web01", "metric": "cpu_percent", "value": 90.0, "limit": 80.0,
+        "severity": "warning", "overage": 10.0, "overage_percent": 12.5, "timestamp": 1.0,
+        "state": "firing", "category": "cpu"}]
+    assert ev[0].category == "cpu"
+    _, ev = fleet.ingest(metrics(1, ts=2.0, values=(91.0, 0.0)), now=2.0)
+    assert list(ev) == []
+    assert fleet.hosts["web01"].active_violations["cpu_percent"]["value"] == 91.0
+    _, ev = fleet.ingest(metrics(2, ts=3.0, values=(100.0, 0.0)), now=3.0)
+    assert [(e.body["state"], e.body["severity"]) for e in ev] == [("firing", "critical")]
+    _, ev = fleet.ingest(metrics(3, ts=4.0, values=(50.0, 0.0)), now=4.0)
+    assert [(e.body["state"], e.body["severity"], e.body["value"], e.body["timestamp"]) for e in ev] == \
+        [("resolved", "critical", 50.0, 4.0)]
+    host = fleet.hosts["web01"]
+    assert host.active_violations == {}
+    assert [v["severity"] for v in host.recent_violations] == ["warning", "critical"]
+
+
+def test_violation_fires_again_after_resolving():
+    """A resolved budget that is exceeded again emits a new firing event."""
+    fleet = Fleet()
+    fleet.ingest(metrics(0, values=(90.0, 0.0)), now=1.0)
+    fleet.ingest(metrics(1, values=(10.0, 0.0)), now=2.0)
+    _, ev = fleet.ingest(metrics(2, values=(95.0, 0.0)), now=3.0)
+    assert types(ev) == [("violation", "firing")]
+
+
+def test_deescalation_from_critical_to_warning_is_an_event():
+    """A firing violation whose severity drops is re-announced with the new severity."""
+    fleet = Fleet()
+    fleet.ingest(metrics(0, values=(120.0, 0.0)), now=1.0)
+    _, ev = fleet.ingest(metrics(1, values=(85.0, 0.0)), now=2.0)
+    assert [e.body["severity"] for e in ev] == ["warning"]
+
+
+def test_budget_and_gap_events_come_together():
+    """A batch after a gap that also violates a budget returns the gap then the violation."""
+    fleet = Fleet()
+    fleet.ingest(metrics(0), now=1.0)
+    _, ev = fleet.ingest(metrics(5, values=(90.0, 0.0)), now=2.0)
+    assert [e.type for e in ev] == ["gap", "violation"]
+
+
+def test_labelled_series_are_not_budget_checked():
+    """Only unlabeled series are checked against a budget of the same name."""
+    labelled = wire.pack(["cpu", [["cpu_percent", "%", {"cpu": "0"}]]])
+    fleet = Fleet()
+    _, ev = fleet.ingest(metrics(0, values=(99.0,), schema=labelled), now=1.0)
+    assert list(ev) == [] and fleet.hosts["web01"].active_violations == {}
+
+
+def test_configured_budgets_replace_the_defaults():
+    """FleetConfig.budgets decides which names are checked and at what limit."""
+    fleet = Fleet(FleetConfig(budgets={"cpu_percent": 95.0}))
+    _, ev = fleet.ingest(metrics(0, values=(90.0, 0.0)), now=1.0)
+    assert list(ev) == []
+    fleet = Fleet(FleetConfig(budgets={}))
+    _, ev = fleet.ingest(metrics(0, values=(1000.0, 0.0)), now=1.0)
+    assert list(ev) == []
+
+
+# ------------------------------------------------------------------ control
+def test_register_records_info_collectors_and_route():
+    """register() keeps the route, the known info keys only, and sanitised collector entries."""
+    fleet = Fleet()
+    body = {"cpu_count": 8, "memory_total_bytes": 1 << 30, "platform": "linux", "python": "3.12",
+            "interval_s": 1.0, "strategies": ["gc_collect"], "commands": True, "secret": "x",
+            "collectors": [{"kind": "cpu", "pid": 42, "restarts": 1, "state": "running", "extra": 1},
+                           "junk", {"kind": "io"}] + [{"kind": "m"}] * 20}
+    events = fleet.register(env("register", body=body), route=b"r1", now=5.0)
+    host = fleet.hosts["web01"]
+    assert host.registered and host.route == b"r1"
+    assert host.info == {k: body[k] for k in ("cpu_count", "memory_total_bytes", "platform",
+                                              "python", "interval_s", "strategies", "commands")}
+    assert host.collectors[0] == {"kind": "cpu", "pid": 42, "restarts": 1, "state": "running"}
+    assert host.collectors[1] == {"kind": "io", "pid": None, "restarts": None, "state": None}
+    assert len(host.collectors) == 15  # at most 16 entries examined, non-maps skipped
+    assert [e.to_dict() for e in events] == [
+        {"type": "host", "host": "web01", "state": "registered", "timestamp": 5.0, "info": host.info}]
+
+
+def test_register_with_a_non_map_body_registers_with_no_info():
+    """A register body that is not a map still registers the host, with empty info."""
+    fleet = Fleet()
+    fleet.register(env("register", body=[1, 2]), route=b"r", now=1.0)
+    host = fleet.hosts["web01"]
+    assert host.registered and host.info == {} and host.collectors == []
+
+
+def test_register_with_new_boot_resets_the_sequence():
+    """Registering under a new boot id resets last_seq so seq 0 is not a duplicate."""
+    fleet = registered()
+    fleet.ingest(metrics(0), now=100.0)
+    fleet.ingest(metrics(1), now=101.0)
+    fleet.register(env("register", boot="b2", body={}), route=b"r", now=102.0)
+    assert fleet.hosts["web01"].last_seq == -1
+    schema, _ = fleet.ingest(metrics(0, boot="b2"), now=103.0)
+    assert schema is not None
+
+
+def test_register_with_malformed_strategies_never_breaks_commands_or_ticks():
+    """Strategies that are not a list of names are dropped, so commands and ticks never crash."""
+    for bad in (5, "gc_collect", [1, None], {"x": 1}):
+        fleet = Fleet(FleetConfig(auto_optimize=True))
+        fleet.register(env("register", body={"strategies": bad}), route=b"r", now=100.0)
+        fleet.ingest(metrics(0, values=(99.0, 0.0)), now=100.0)
+        assert "strategies" not in fleet.hosts["web01"].info
+        cmd, reply = fleet.start_command("c1", "web01", "gc_collect", {}, None, 100.0, 5.0)
+        assert reply is None and cmd.strategy == "gc_collect"  # the agent's registry decides
+        assert fleet.tick(100.5)[1] == []                       # nothing to auto-dispatch
+
+
+def test_heartbeat_from_unknown_host_must_register():
+    """A heartbeat from a host never seen asks it to register and creates nothing."""
+    fleet = Fleet()
+    assert fleet.heartbeat(env("heartbeat"), route=b"r", now=1.0) == ([], True)
+    assert fleet.hosts == {}
+
+
+def test_heartbeat_from_host_known_only_by_metrics_must_register():
+    """A host that sent metrics but never registered is asked to register."""
+    fleet = Fleet()
+    fleet.ingest(metrics(0), now=1.0)
+    assert fleet.heartbeat(env("heartbeat"), route=b"r", now=2.0) == ([], True)
+
+
+def test_heartbeat_with_another_boot_id_must_register():
+    """A heartbeat from a rebooted agent (new boot id) asks it to register again."""
+    fleet = registered()
+    assert fleet.heartbeat(env("heartbeat", boot="b2"), route=b"r", now=101.0) == ([], True)
+
+
+def test_heartbeat_from_registered_host_updates_route_collectors_and_last_seen():
+    """A good heartbeat needs no registration, moves the route and refreshes collectors."""
+    fleet = registered()
+    events, must = fleet.heartbeat(
+        env("heartbeat", body={"collectors": [{"kind": "cpu", "pid": 7, "restarts": 2}]}),
+        route=b"new", now=101.0)
+    host = fleet.hosts["web01"]
+    assert (events, must) == ([], False)
+    assert host.route == b"new" and host.last_seen == 101.0
+    assert host.collectors == [{"kind": "cpu", "pid": 7, "restarts": 2, "state": None}]
+
+
+def test_heartbeat_without_collectors_keeps_the_previous_list():
+    """A heartbeat body without 'collectors' does not wipe what register reported."""
+    fleet = registered(collectors=[{"kind": "io", "pid": 3}])
+    fleet.heartbeat(env("heartbeat", body={}), route=b"r", now=101.0)
+    assert fleet.hosts["web01"].collectors[0]["pid"] == 3
+
+
+# ------------------------------------------------------------------ liveness
+def test_host_goes_down_after_three_missed_heartbeats_and_up_again():
+    """Down strictly after 3 heartbeat intervals of silence (once), up on the next heartbeat."""
+    fleet = registered(now=100.0)
+    events, _, _ = fleet.tick(103.0)
+    assert types(events) == [] and fleet.hosts["web01"].alive
+    events, _, _ = fleet.tick(103.5)
+    assert [e.to_dict() for e in events] == [
+        {"type": "host", "host": "web01", "state": "down", "timestamp": 103.5, "last_seen": 100.0}]
+    assert not fleet.hosts["web01"].alive
+    assert types(fleet.tick(110.0)[0]) == []          # not announced twice
+    events, must = fleet.heartbeat(env("heartbeat"), route=b"r", now=111.0)
+    assert not must and [e.to_dict() for e in events] == [
+        {"type": "host", "host": "web01", "state": "up", "timestamp": 111.0}]
+    assert fleet.hosts["web01"].alive
+
+
+def test_down_host_comes_up_on_a_metric_batch():
+    """A batch from a host marked down marks it up, with an up event."""
+    fleet = Fleet()
+    fleet.ingest(metrics(0), now=100.0)
+    fleet.tick(104.0)
+    _, events = fleet.ingest(metrics(1), now=105.0)
+    assert types(events) == [("host", "up")] and fleet.hosts["web01"].alive
+
+
+def test_down_host_registering_again_is_up_then_registered():
+    """register() of a down host emits up before registered."""
+    fleet = registered(now=100.0)
+    fleet.tick(200.0)
+    events = fleet.register(env("register"), route=b"r", now=201.0)
+    assert types(events) == [("host", "up"), ("host", "registered")]
+
+
+def test_dead_after_follows_the_configured_heartbeat_interval():
+    """With heartbeat_interval_s=2 the host is down only after 6 s of silence."""
+    fleet = registered(Fleet(FleetConfig(heartbeat_interval_s=2.0)), now=0.0)
+    assert fleet.tick(6.0)[0] == []
+    assert types(fleet.tick(6.01)[0]) == [("host", "down")]
+
+
+# ------------------------------------------------------------------ analysis
+def test_tick_reports_a_new_bottleneck_once_and_sets_health():
+    """A cpu_percent of 99 gives one cpu_bound event (category cpu), critical health, no repeat next tick."""
+    fleet = registered(now=100.0)
+    fleet.ingest(metrics(0, values=(99.0, 0.0)), now=100.0)
+    events, _, _ = fleet.tick(100.5)
+    assert [(e.type, e.body["kind"], e.body["severity"], e.body["recommended_strategy"],
+             e.body["timestamp"]) for e in events] == \
+        [("bottleneck", "cpu_bound", "critical", "process_priority", 100.5)]
+    assert events[0].category == "cpu"
+    host = fleet.hosts["web01"]
+    assert host.health == "critical" and [b.kind for b in host.bottlenecks] == ["cpu_bound"]
+    assert fleet.status(101.0)["hosts"][0]["bottlenecks"][0]["kind"] == "cpu_bound"
+    assert fleet.tick(101.0)[0] == []
+
+
+def test_health_reflects_active_budget_violations_without_bottlenecks():
+    """An active warning violation (82 over a limit of 80) makes health warning; resolving it, good."""
+    fleet = Fleet(FleetConfig(budgets={"memory_percent": 80.0}))
+    fleet.ingest(metrics(0, schema=MEM, values=(82.0,)), now=1.0)
+    fleet.tick(1.5)
+    assert fleet.hosts["web01"].health == "warning"
+    assert fleet.status(1.5)["hosts"][0]["health"] == "warning"
+    fleet.ingest(metrics(1, schema=MEM, values=(10.0,)), now=2.0)
+    fleet.tick(2.5)
+    assert fleet.hosts["web01"].health == "good"
+
+
+def test_latest_excludes_labelled_series():
+    """Analysis reads only unlabeled series' newest values."""
+    fleet = Fleet()
+    fleet.ingest(metrics(0, values=(12.0, 34.0)), now=1.0)
+    assert fleet.latest(fleet.hosts["web01"]) == {"cpu_percent": 12.0}
+
+
+# ------------------------------------------------------------------ auto-optimize
+def auto_fleet(**config):
+    fleet = registered(Fleet(FleetConfig(auto_optimize=True, **config)), now=100.0)
+    fleet.ingest(metrics(0, values=(99.0, 0.0)), now=100.0)
+    return fleet
+
+
+def test_auto_optimize_is_off_by_default():
+    """Without auto_optimize a bottleneck never dispatches a command."""
+    fleet = registered(now=100.0)
+    fleet.ingest(metrics(0, values=(99.0, 0.0)), now=100.0)
+    assert fleet.tick(100.5)[1] == []
+
+
+def test_auto_optimize_dispatches_the_recommended_strategy():
+    """cpu_bound recommends process_priority; the tick returns it as a pending auto command."""
+    fleet = auto_fleet()
+    _, to_send, _ = fleet.tick(100.5)
+    [cmd] = to_send
+    assert cmd.id.startswith("auto-") and cmd.host == "web01" and cmd.strategy == "process_priority"
+    assert (cmd.params, cmd.operator, cmd.sent_at, cmd.deadline) == ({}, "auto-optimize", 100.5, 110.5)
+    assert fleet.commands.pending[cmd.id] is cmd
+
+
+def test_auto_optimize_is_rate_limited_per_host():
+    """A second auto command waits auto_optimize_interval_s after the first."""
+    fleet = auto_fleet(auto_optimize_interval_s=300.0, command_timeout_s=1.0)
+    assert len(fleet.tick(100.5)[1]) == 1
+    for now in (101.0, 200.0, 400.0):
+        fleet.heartbeat(env("heartbeat"), route=b"r", now=now)
+        assert fleet.tick(now)[1] == [], now
+    fleet.heartbeat(env("heartbeat"), route=b"r", now=400.5)
+    assert len(fleet.tick(400.5)[1]) == 1
+
+
+def test_auto_optimize_skips_strategies_the_host_does_not_offer():
+    """A recommended strategy missing from the host's registered list is not dispatched."""
+    fleet = registered(Fleet(FleetConfig(auto_optimize=True)), now=100.0, strategies=["gc_collect"])
+    fleet.ingest(metrics(0, values=(99.0, 0.0)), now=100.0)
+    assert fleet.tick(100.5)[1] == []
+
+
+def test_auto_optimize_skips_unregistered_hosts():
+    """A host known only by its metrics gets no auto commands."""
+    fleet = Fleet(FleetConfig(auto_optimize=True))
+    fleet.ingest(metrics(0, values=(99.0, 0.0)), now=100.0)
+    assert fleet.tick(100.5)[1] == []
+
+
+# ------------------------------------------------------------------ commands
+def test_start_command_returns_a_pending_command_with_deadline():
+    """A valid command is tracked as pending with deadline now + timeout and its wire body."""
+    fleet = registered()
+    cmd, reply = fleet.start_command("c1", "web01", "gc_collect", {"generation": 2}, b"op", 100.0, 5.0, "alice")
+    assert reply is None
+    assert (cmd.id, cmd.host, cmd.strategy, cmd.params, cmd.origin, cmd.sent_at, cmd.deadline,
+            cmd.operator) == ("c1", "web01", "gc_collect", {"generation": 2}, b"op", 100.0, 105.0, "alice")
+    assert cmd.to_wire() == {"id": "c1", "strategy": "gc_collect", "params": {"generation": 2},
+                             "expires": 105.0}
+    assert fleet.status(100.0)["pending_commands"] == 1
+
+
+def test_command_to_unknown_host_is_refused_naming_it_and_the_known_hosts():
+    """An unknown host name is refused; the message names it and lists registered hosts."""
+    fleet = registered(host="web02")
+    fleet.ingest(metrics(0, host="metrics-only"), now=100.0)
+    cmd, reply = fleet.start_command("c1", "web01", "gc_collect", {}, None, 100.0, 5.0)
+    assert cmd is None
+    assert reply == {"id": "c1", "status": "refused",
+                     "error": "unknown host 'web01'; known hosts: web02"}
+
+
+def test_command_when_no_host_is_registered_lists_none():
+    """With no registered host the refusal says 'known hosts: none'."""
+    _, reply = Fleet().start_command("c1", "web01", "gc_collect", {}, None, 1.0, 5.0)
+    assert reply["error"].endswith("known hosts: none")
+
+
+def test_command_to_down_host_is_refused():
+    """A registered host that is down refuses commands instead of waiting for a timeout."""
+    fleet = registered(now=100.0)
+    fleet.tick(200.0)
+    cmd, reply = fleet.start_command("c1", "web01", "gc_collect", {}, None, 200.0, 5.0)
+    assert cmd is None and reply == {"id": "c1", "status": "refused", "error": "host 'web01' is down"}
+
+
+def test_command_with_unknown_strategy_is_refused_listing_available():
+    """A strategy the host did not register is refused, naming it and the available ones."""
+    fleet = registered()
+    cmd, reply = fleet.start_command("c1", "web01", "rm_rf", {}, None, 100.0, 5.0)
+    assert cmd is None and reply["status"] == "refused"
+    assert reply["error"] == ("unknown strategy 'rm_rf' on host 'web01'; "
+                              "available: gc_collect, process_priority")
+
+
+def test_command_on_host_with_no_strategies_says_none_available():
+    """A host that registered an empty strategy list refuses everything, saying 'none'."""
+    fleet = registered(strategies=[])
+    _, reply = fleet.start_command("c1", "web01", "gc_collect", {}, None, 100.0, 5.0)
+    assert reply["error"].endswith("available: none")
+
+
+def test_command_on_host_without_strategy_list_is_forwarded():
+    """When the host did not announce strategies the agent decides, so the command is sent."""
+    fleet = registered(strategies=None)
+    cmd, reply = fleet.start_command("c1", "web01", "anything", {}, None, 100.0, 5.0)
+    assert cmd is not None and reply is None
+
+
+@pytest.mark.parametrize("params", [[1], "generation=2", None, 3])
+def test_command_params_must_be_a_map(params):
+    """Params that are not a map are refused before reaching the agent."""
+    cmd, reply = registered().start_command("c1", "web01", "gc_collect", params, None, 100.0, 5.0)
+    assert cmd is None and reply == {"id": "c1", "status": "refused", "error": "params must be a map"}
+
+
+def test_in_flight_command_id_is_refused():
+    """Reusing the id of a command still in flight is refused, not sent twice."""
+    fleet = registered()
+    fleet.start_command("c1", "web01", "gc_collect", {}, None, 100.0, 5.0)
+    cmd, reply = fleet.start_command("c1", "web01", "gc_collect", {}, None, 100.5, 5.0)
+    assert cmd is None and reply == {"id": "c1", "status": "refused",
+                                     "error": "command id 'c1' is already in flight"}
+    assert len(fleet.commands.pending) == 1
+
+
+def test_replayed_id_returns_the_cached_result_without_running_again():
+    """After a result, the same id returns that result marked replayed and sends nothing."""
+    fleet = registered()
+    fleet.start_command("c1", "web01", "gc_collect", {}, None, 100.0, 5.0)
+    fleet.command_result(env("result", body={"id": "c1", "status": "success", "result": {"n": 1}}), 101.0)
+    cmd, reply = fleet.start_command("c1", "web01", "gc_collect", {}, None, 102.0, 5.0)
+    assert cmd is None
+    assert reply == {"id": "c1", "host": "web01", "strategy": "gc_collect", "status": "success",
+                     "result": {"n": 1}, "error": None, "replayed": True}
+    assert fleet.commands.pending == {}
+
+
+def test_command_result_from_the_target_host_finishes_it_with_an_event():
+    """The host a command was sent to may answer it: result, finished, command event."""
+    fleet = registered()
+    fleet.start_command("c1", "web01", "gc_collect", {"g": 1}, b"op", 100.0, 5.0, "alice")
+    cmd, result, events = fleet.command_result(
+        env("result", body={"id": "c1", "status": "success", "result": {"verdict": "improved"}}), 101.0)
+    assert cmd.id == "c1"
+    assert result == {"id": "c1", "host": "web01", "strategy": "gc_collect", "status": "success",
+                      "result": {"verdict": "improved"}, "error": None}
+    assert [e.to_dict() for e in events] == [{
+        "type": "command", "host": "web01", "id": "c1", "strategy": "gc_collect", "params": {"g": 1},
+        "status": "success", "operator": "alice", "timestamp": 101.0, "error": None}]
+    assert fleet.commands.pending == {}
+
+
+def test_command_result_from_another_host_is_ignored():
+    """A result naming a command sent to web01 but arriving from web02 changes nothing."""
+    fleet = registered()
+    registered(fleet, host="web02")
+    fleet.start_command("c1", "web01", "gc_collect", {}, None, 100.0, 5.0)
+    body = {"id": "c1", "status": "success"}
+    assert fleet.command_result(env("result", host="web02", body=body), 101.0) == (None, body, [])
+    assert "c1" in fleet.commands.pending
+
+
+def test_command_result_for_unknown_id_is_ignored():
+    """A result for an id that is not pending (late, or invented) returns no command."""
+    fleet = registered()
+    body = {"id": "nope", "status": "success"}
+    assert fleet.command_result(env("result", body=body), 101.0) == (None, body, [])
+
+
+def test_command_result_without_status_counts_as_failed_and_status_is_text():
+    """A missing status is 'failed'; a non-string status is stringified."""
+    fleet = registered()
+    fleet.start_command("c1", "web01", "gc_collect", {}, None, 100.0, 5.0)
+    fleet.start_command("c2", "web01", "gc_collect", {}, None, 100.0, 5.0)
+    assert fleet.command_result(env("result", body={"id": "c1"}), 101.0)[1]["status"] == "failed"
+    assert fleet.command_result(env("result", body={"id": "c2", "status": 3}), 101.0)[1]["status"] == "3"
+
+
+@pytest.mark.parametrize("body", [None, [], {"status": "success"}, {"id": 5}])
+def test_malformed_command_result_is_bad_body(body):
+    """A result body must be a map with a string id; otherwise WireError bad_body."""
+    fleet = registered()
+    with pytest.raises(WireError) as info:
+        fleet.command_result(Envelope("result", "web01", "b1", 0, 0.0, body), 101.0)
+    assert info.value.reason == "bad_body"
+
+
+def test_command_times_out_on_tick_at_its_deadline():
+    """tick() at or after the deadline answers the command with a timeout and an event."""
+    fleet = registered()
+    cmd, _ = fleet.start_command("c1", "web01", "gc_collect", {}, b"op", 100.0, 5.0)
+    assert fleet.tick(104.9)[2] == []
+    events, _, answers = fleet.tick(105.0)
+    assert answers == [(cmd, {"id": "c1", "host": "web01", "strategy": "gc_collect", "status": "timeout",
+                              "error": "no result from host 'web01' within the deadline"})]
+    assert [(e.type, e.body["status"], e.body["id"]) for e in events] == [("command", "timeout", "c1")]
+    assert fleet.commands.pending == {}
+
+
+def test_late_result_after_timeout_is_ignored_and_replay_gives_the_timeout():
+    """Once timed out, a late result changes nothing and a replay returns the timeout."""
+    fleet = registered()
+    fleet.start_command("c1", "web01", "gc_collect", {}, None, 100.0, 1.0)
+    fleet.tick(101.0)
+    assert fleet.command_result(env("result", body={"id": "c1", "status": "success"}), 101.5)[0] is None
+    _, reply = fleet.start_command("c1", "web01", "gc_collect", {}, None, 102.0, 1.0)
+    assert reply["status"] == "timeout" and reply["replayed"] is True
+
+
+# ------------------------------------------------------------------ hosts cap, bad frames
+def test_max_hosts_refuses_new_hosts_and_counts_them():
+    """Past max_hosts a new host's batch and register are dropped and counted as hosts_refused."""
+    fleet = Fleet(FleetConfig(max_hosts=1))
+    fleet.ingest(metrics(0, host="a"), now=1.0)
+    assert fleet.ingest(metrics(0, host="b"), now=1.0) == (None, ())
+    assert fleet.register(env("register", host="c"), route=b"r", now=1.0) == []
+    assert fleet.heartbeat(env("heartbeat", host="c"), route=b"r", now=1.0) == ([], True)
+    assert list(fleet.hosts) == ["a"] and fleet.counters["hosts_refused"] == 2
+    assert fleet.ingest(metrics(1, host="a"), now=2.0)[0] is not None  # known hosts still flow
+
+
+def test_bad_frames_are_counted_per_reason_globally_and_per_host():
+    """count_bad() adds to the fleet's and, for a known host, the host's counters per reason."""
+    fleet = Fleet()
+    fleet.ingest(metrics(0), now=1.0)
+    fleet.count_bad("undecodable")
+    fleet.count_bad("bad_kind", "web01")
+    fleet.count_bad("bad_kind", "web01")
+    fleet.count_bad("bad_kind", "stranger")
+    assert fleet.counters["bad_frames"] == 4
+    assert fleet.bad_reasons == {"undecodable": 1, "bad_kind": 3}
+    host = fleet.hosts["web01"]
+    assert host.counters["bad_frames"] == 2 and host.bad_reasons == {"bad_kind": 2}
+    assert "stranger" not in fleet.hosts
+
+
+# ------------------------------------------------------------------ queries
+def test_status_has_the_documented_shape():
+    """status() lists hosts by name with alive, last seen, health, violations, collectors, counters."""
+    fleet = registered(host="web02", now=10.0, collectors=[{"kind": "cpu", "pid": 9, "restarts": 0}])
+    fleet.ingest(metrics(0, ts=11.0, values=(90.0, 0.0), host="web02"), now=11.0)
+    fleet.ingest(metrics(0, host="web01"), now=12.0)
+    fleet.count_bad("bad_kind", "web01")
+    status = fleet.status(13.0)
+    assert set(status) == {"time", "hosts", "counters", "bad_frame_reasons", "pending_commands"}
+    assert status["time"] == 13.0 and status["pending_commands"] == 0
+    assert [h["name"] for h in status["hosts"]] == ["web01", "web02"]
+    w1, w2 = status["hosts"]
+    assert set(w2) == {"name", "alive", "last_seen", "first_seen", "boot", "health", "registered",
+                       "info", "budget_violations", "recent_violations", "bottlenecks", "collectors",
+                       "counters", "bad_frame_reasons", "series"}
+    assert (w2["alive"], w2["last_seen"], w2["first_seen"], w2["registered"]) == (True, 11.0, 10.0, True)
+    assert [v["metric"] for v in w2["budget_violations"]] == ["cpu_percent"]
+    assert w2["collectors"] == [{"kind": "cpu", "pid": 9, "restarts": 0, "state": None}]
+    assert w2["series"] == 2 and w2["info"] == {"strategies": STRATEGIES}
+    assert w1["registered"] is False and w1["bad_frame_reasons"] == {"bad_kind": 1}
+    assert set(w1["counters"]) == {"batches", "samples", "gaps", "missing_batches", "duplicates",
+                                   "bad_frames", "series_refused"}
+    assert status["bad_frame_reasons"] == {"bad_kind": 1}
+
+
+def test_status_is_a_copy_not_a_view():
+    """Mutating a status dict does not change the fleet."""
+    fleet = registered()
+    fleet.status(1.0)["hosts"][0]["counters"]["batches"] = 99
+    assert fleet.hosts["web01"].counters["batches"] == 0
+
+
+def test_history_of_unknown_host_is_empty():
+    """history() for a host never seen returns an empty list."""
+    assert Fleet().history("ghost", "cpu_percent", 0.0) == []
+
+
+def test_history_since_filters_by_timestamp():
+    """history(host, key, since) keeps only samples at or after since."""
+    fleet = Fleet()
+    for seq, ts in enumerate((1.0, 2.0, 3.0)):
+        fleet.ingest(metrics(seq, ts=ts, values=(ts, 0.0)), now=ts)
+    assert fleet.history("web01", "cpu_percent", 2.0) == [(2.0, 2.0), (3.0, 3.0)]
+
+
+def test_metrics_of_gives_row_form_of_a_batch():
+    """metrics_of() expands a stored batch into JSON-ready rows."""
+    fleet = Fleet()
+    schema, _ = fleet.ingest(metrics(0, ts=5.0, values=(1.0, 2.0)), now=5.0)
+    rows = fleet.metrics_of(schema, 5.0, [1.0, 2.0])
+    assert [(r["name"], r["value"], r["labels"]) for r in rows] == \
+        [("cpu_percent", 1.0, {}), ("cpu_core_percent", 2.0, {"cpu": "0"})]
+
+
+def test_event_to_dict_puts_type_and_host_first_then_body():
+    """Event.to_dict() merges type and host with the body; category stays an attribute."""
+    ev = Event("gap", "h", {"missing": 1}, "cpu")
+    assert ev.to_dict() == {"type": "gap", "host": "h", "missing": 1}
+    assert Event("host", "h", {}).category == "-"
