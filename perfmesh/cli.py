@@ -17,7 +17,6 @@ import sys
 import time
 from typing import Any, Callable, Sequence
 
-from .budget import DEFAULT_BUDGETS
 from .errors import ConfigError, PerfmeshError
 from .render import format_command_result, format_event, format_status
 
@@ -28,6 +27,27 @@ DEFAULT_CONNECT = "127.0.0.1:7700"
 
 class CliError(PerfmeshError):
     """A usage error: printed as one line, exit status 2."""
+
+
+class _Given(argparse.Action):
+    """Store the value (or ``const`` for a switch) and remember the flag was given, so it
+    overrides the config file while an unused flag's default does not."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+        namespace.given = {*getattr(namespace, "given", ()), self.dest}
+
+
+def _given(args: argparse.Namespace, names: dict[str, str]) -> dict[str, Any]:
+    """Config key -> flag value, for the flags in ``names`` (dest -> key) that were given."""
+    given = getattr(args, "given", set())
+    return {key: getattr(args, dest) for dest, key in names.items() if dest in given}
+
+
+def _http_url(text: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http:// or https:// URL")
+    return text
 
 
 class _Parser(argparse.ArgumentParser):
@@ -102,25 +122,36 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     def connect(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--connect", default=DEFAULT_CONNECT, metavar="HOST[:BASE]",
+        sp.add_argument("--connect", default=DEFAULT_CONNECT, metavar="HOST[:BASE]", action=_Given,
                         help=f"aggregator address (default {DEFAULT_CONNECT})")
 
     a = sub.add_parser("aggregator", help="run the central aggregator")
-    a.add_argument("--bind", default="127.0.0.1", metavar="ADDR", help="address to bind (default 127.0.0.1)")
-    a.add_argument("--port", type=_port, default=7700, metavar="BASE", help="base port; uses BASE..BASE+3 (default 7700)")
+    a.add_argument("--config", default=None, metavar="FILE", help="perfmesh.toml; flags override it")
+    a.add_argument("--bind", default="127.0.0.1", metavar="ADDR", action=_Given, help="address to bind (default 127.0.0.1)")
+    a.add_argument("--port", type=_port, default=7700, metavar="BASE", action=_Given,
+                   help="base port; uses BASE..BASE+3 (default 7700)")
     a.add_argument("--budget", type=parse_budget, action="append", default=[], metavar="NAME=LIMIT",
                    help="override a budget limit (repeatable)")
-    a.add_argument("--auto-optimize", action="store_true", help="run recommended strategies automatically (rate-limited)")
-    a.add_argument("--heartbeat", type=_positive_float, default=1.0, metavar="SECONDS",
+    a.add_argument("--auto-optimize", action=_Given, nargs=0, const=True, default=False,
+                   help="run recommended strategies automatically (rate-limited)")
+    a.add_argument("--heartbeat", type=_positive_float, default=1.0, metavar="SECONDS", action=_Given,
                    help="heartbeat interval; a host is down after 3 missed (default 1)")
-    a.add_argument("--history", type=_positive_int, default=1000, metavar="ROWS",
+    a.add_argument("--history", type=_positive_int, default=1000, metavar="ROWS", action=_Given,
                    help="samples kept per series (default 1000)")
+    a.add_argument("--metrics-listen", default=None, metavar="ADDR:PORT", help="serve Prometheus /metrics here")
+    a.add_argument("--webhook", type=_http_url, action="append", default=None, metavar="URL",
+                   help="POST alerts as JSON here (repeatable; replaces the file's [[webhooks]])")
+    a.add_argument("--alertmanager", type=_http_url, action="append", default=None, metavar="URL",
+                   help="Alertmanager base URL, e.g. http://127.0.0.1:9093 (repeatable; replaces the file's)")
 
     g = sub.add_parser("agent", help="run the host agent and its collectors")
     connect(g)
+    g.add_argument("--config", default=None, metavar="FILE", help="perfmesh.toml; flags override it")
     g.add_argument("--name", type=_host_name, default=None, help="host name to report (default: this machine's)")
-    g.add_argument("--interval", type=_positive_float, default=1.0, metavar="SECONDS", help="sampling interval (default 1)")
-    g.add_argument("--no-commands", action="store_true", help="refuse every remote command")
+    g.add_argument("--interval", type=_positive_float, default=1.0, metavar="SECONDS", action=_Given,
+                   help="sampling interval (default 1)")
+    g.add_argument("--no-commands", action=_Given, nargs=0, const=True, default=False,
+                   help="refuse every remote command")
     g.add_argument("--allow", action="append", default=None, metavar="STRATEGY",
                    help="allow only these strategies (repeatable)")
 
@@ -170,6 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--port", type=_port, default=7700, metavar="BASE")
     u.add_argument("--interval", type=_positive_float, default=1.0, metavar="SECONDS")
     u.add_argument("--duration", type=_positive_float, default=None, metavar="S", help="stop after S seconds")
+
+    cf = sub.add_parser("config", help="check a perfmesh.toml or print an example")
+    cfs = cf.add_subparsers(dest="config_cmd", metavar="ACTION", parser_class=_Parser)
+    cfs.required = True
+    cfs.add_parser("check", help="report every error in FILE").add_argument("file", metavar="FILE")
+    cfs.add_parser("example", help="print a commented example config")
     return p
 
 
@@ -185,23 +222,89 @@ def _endpoint(text: str):
 def cmd_aggregator(args: argparse.Namespace) -> int:
     from workers.aggregator import AggregatorConfig, main
     from workers.transport import Endpoint
+    from .config import Config, aggregator_settings, load
     from .fleet import FleetConfig
-    budgets = dict(DEFAULT_BUDGETS)
-    budgets.update(dict(args.budget))
-    if args.bind not in ("127.0.0.1", "localhost", "::1"):
-        print(f"perfmesh aggregator: warning: binding {args.bind} without encryption", file=sys.stderr)
-    fleet = FleetConfig(budgets=budgets, history_rows=args.history, heartbeat_interval_s=args.heartbeat,
-                        auto_optimize=args.auto_optimize)
-    return main(AggregatorConfig(endpoint=Endpoint(args.bind, args.port), fleet=fleet))
+    cfg = load(args.config) if args.config else Config()
+    flags = _given(args, {"bind": "bind", "port": "port", "heartbeat": "heartbeat_s",
+                          "history": "history_rows", "auto_optimize": "auto_optimize"})
+    if args.metrics_listen is not None:
+        flags["metrics_listen"] = args.metrics_listen
+    s = aggregator_settings(cfg, flags)
+    overrides = dict(args.budget)
+    if s["bind"] not in ("127.0.0.1", "localhost", "::1"):
+        print(f"perfmesh aggregator: warning: binding {s['bind']} without encryption", file=sys.stderr)
+
+    def limits_for(host: str) -> dict[str, float]:
+        return cfg.budgets_for(host, overrides)
+    fleet = FleetConfig(budgets=cfg.budget_names(overrides), history_rows=s["history_rows"],
+                        heartbeat_interval_s=s["heartbeat_s"], auto_optimize=s["auto_optimize"],
+                        command_timeout_s=s["command_timeout_s"], max_hosts=s["max_hosts"],
+                        max_series_per_host=s["max_series_per_host"], host_budgets=limits_for)
+    sinks = _aggregator_sinks(cfg, s, args, limits_for)
+    return main(AggregatorConfig(endpoint=Endpoint(s["bind"], s["port"]), fleet=fleet,
+                                 snapshot_interval_s=s["snapshot_interval_s"]), sinks)
+
+
+def _aggregator_sinks(cfg: Any, settings: dict[str, Any], args: argparse.Namespace,
+                      limits_for: Callable[[str], dict[str, float]]) -> list[Any]:
+    """The /metrics exporter and the alert delivery sink, as the file and flags ask."""
+    from .config import Target
+    sinks: list[Any] = []
+    try:
+        if settings["metrics_listen"]:
+            from workers.exporter import MetricsExporter
+            sinks.append(MetricsExporter(settings["metrics_listen"], limits_for, cfg.burn_rate))
+        webhooks = [Target(u) for u in args.webhook] if args.webhook else list(cfg.webhooks)
+        managers = [Target(u) for u in args.alertmanager] if args.alertmanager else list(cfg.alertmanagers)
+        if webhooks or managers:
+            from workers.alerts import AlertSink, AlertmanagerTarget, WebhookTarget
+            from .alerting import AlertEngine
+            targets: list[Any] = [
+                *(WebhookTarget(t.url, timeout_s=t.timeout_s, max_queue=t.max_queue, headers=t.headers)
+                  for t in webhooks),
+                *(AlertmanagerTarget(t.url, t.resend_s, timeout_s=t.timeout_s, max_queue=t.max_queue,
+                                     headers=t.headers) for t in managers)]
+            engine = AlertEngine(cfg.alerts, violations=cfg.violations, bottlenecks=cfg.bottlenecks)
+            sinks.append(AlertSink(engine, targets))
+    except OSError as exc:
+        for sink in sinks:
+            sink.close()
+        raise ConfigError(f"cannot serve /metrics on {settings['metrics_listen']}: {exc.strerror or exc}") from None
+    return sinks
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
     from workers.agent import AgentConfig, main
     import socket
-    config = AgentConfig(endpoint=_endpoint(args.connect), name=args.name or socket.gethostname(),
-                         interval_s=args.interval, commands=not args.no_commands,
-                         allow=tuple(args.allow) if args.allow else None)
+    from .config import Config, agent_settings, load
+    cfg = load(args.config) if args.config else Config()
+    flags = _given(args, {"connect": "connect", "interval": "interval_s"})
+    if args.name is not None:
+        flags["name"] = args.name
+    if "no_commands" in getattr(args, "given", ()):
+        flags["commands"] = False
+    if args.allow:
+        flags["allow"] = list(args.allow)
+    s = agent_settings(cfg, flags)
+    extra = {"kinds": tuple(s["kinds"])} if s["kinds"] else {}
+    config = AgentConfig(endpoint=_endpoint(s["connect"]), name=s["name"] or socket.gethostname(),
+                         interval_s=s["interval_s"], heartbeat_s=s["heartbeat_s"], commands=s["commands"],
+                         allow=tuple(s["allow"]) if s["allow"] else None, **extra)
     return main(config)
+
+
+def cmd_config(args: argparse.Namespace, out=None) -> int:
+    from . import config
+    out = out or sys.stdout
+    if args.config_cmd == "example":
+        out.write(config.EXAMPLE)
+        return 0
+    issues = config.check(config.read(args.file))
+    for issue in issues:
+        out.write(f"{args.file}: {issue}\n")
+    if not issues:
+        out.write(f"{args.file}: ok\n")
+    return 1 if issues else 0
 
 
 def cmd_subscribe(args: argparse.Namespace, out=sys.stdout) -> int:
@@ -309,7 +412,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "aggregator": cmd_aggregator, "agent": cmd_agent, "subscribe": cmd_subscribe,
     "status": cmd_status, "command": cmd_command, "history": cmd_history, "up": cmd_up,
-    "top": cmd_top, "web": cmd_web, "report": cmd_report,
+    "top": cmd_top, "web": cmd_web, "report": cmd_report, "config": cmd_config,
 }
 
 

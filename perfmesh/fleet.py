@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .analysis import Bottleneck, detect_bottlenecks, overall_health
 from .batch import BatchSchema, SchemaCache, batch_metrics, decode_batch
@@ -93,6 +93,9 @@ class FleetConfig:
     auto_optimize: bool = False
     auto_optimize_interval_s: float = 300.0
     command_timeout_s: float = 10.0
+    # per-host limits (budgets per host group, from the config file); None: ``budgets``.
+    # ``budgets`` must still name every metric any host budgets (it picks what is checked).
+    host_budgets: Callable[[str], dict[str, float]] | None = None
 
 
 class Fleet:
@@ -114,7 +117,8 @@ class Fleet:
             host = self.hosts[name] = HostState(
                 name, boot, now, now,
                 SeriesHistory(self.config.history_rows, self.config.max_series_per_host),
-                PerformanceBudget(dict(self.config.budgets)))
+                PerformanceBudget(dict(self.config.budgets) if self.config.host_budgets is None
+                                  else self.config.host_budgets(name)))
         return host
 
     def count_bad(self, reason: str, host: str | None = None) -> None:

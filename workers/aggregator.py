@@ -265,10 +265,15 @@ class Aggregator:
         self.ctx.term()
 
 
-def main(config: AggregatorConfig) -> int:
+def main(config: AggregatorConfig, sinks: list[Sink] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s aggregator %(levelname)s %(message)s")
-    agg = Aggregator(config)
+    try:
+        agg = Aggregator(config, sinks)
+    except BaseException:
+        for sink in sinks or ():
+            sink.close()
+        raise
     log.info("listening on %s (ingest, control, stream, api: ports %d-%d)", config.endpoint.host,
              config.endpoint.base_port, config.endpoint.base_port + 3)
     agg.run()
