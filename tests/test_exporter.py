@@ -1,0 +1,132 @@
+"""workers.exporter: /metrics rendered from a snapshot through prometheus-client."""
+
+from __future__ import annotations
+
+import urllib.request
+
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.registry import CollectorRegistry
+
+from perfmesh.alerting import BurnRateConfig
+from perfmesh.errors import ConfigError
+from perfmesh.fleet import Event
+from workers.exporter import MetricsExporter, SnapshotCollector, metric_name, parse_listen
+
+LIMITS = {"cpu_percent": 80.0, "memory_percent": 0.0}
+
+
+def snapshot(now: float, samples: int) -> dict:
+    return {
+        "time": now, "pending_commands": 2,
+        "counters": {"samples": samples, "batches": 10, "bad_frames": 3, "hosts_refused": 0},
+        "bad_frame_reasons": {"bad_schema": 3},
+        "hosts": [{"name": "web01", "alive": True, "last_seen": now, "health": "warning", "series": 4,
+                   "bottlenecks": [{"kind": "cpu_bound", "severity": "warning"}],
+                   "counters": {"gaps": 1, "backfilled_samples": 7},
+                   "budget_violations": [{"metric": "cpu_percent", "severity": "warning"}]},
+                  {"name": "db01", "alive": False, "last_seen": 5.0, "health": "good", "series": 0,
+                   "counters": {"gaps": 0}}],
+        "latest": {"web01": {"cpu_percent": (now, 90.0, "cpu", "percent"),
+                             "cpu_percent{cpu=0}": (now, 95.0, "cpu", "percent"),
+                             "disk_busy_percent{device=sda}": (now, 12.5, "io", "percent"),
+                             "app.latency:p99": (now, 3.0, "application", "ms"),
+                             "budget_limit": (now, 1.0, "application", "")}},
+    }
+
+
+def render(collector: SnapshotCollector) -> set[str]:
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(collector)
+    return {line for line in generate_latest(reg).decode().splitlines() if not line.startswith("#")}
+
+
+def test_names_and_listen_addresses():
+    """Series names become perfmesh_<name> with invalid characters as '_'; ours are reserved."""
+    assert metric_name("app.latency:p99") == "perfmesh_app_latency_p99"
+    assert metric_name("host_up") is None and metric_name("budget_limit") is None
+    assert parse_listen("127.0.0.1:9790") == ("127.0.0.1", 9790)
+    assert parse_listen("[::1]:0") == ("::1", 0)
+    for bad in ("9790", ":9790", "h:x", "h:70000"):
+        with pytest.raises(ConfigError, match="expected ADDR:PORT"):
+            parse_listen(bad)
+
+
+def test_collector_renders_hosts_budgets_and_health():
+    """Every host metric with host/category/series labels, budgets, burn rates and own health."""
+    c = SnapshotCollector(lambda host: LIMITS, BurnRateConfig(windows_s=(60.0,), bucket_s=10.0))
+    assert render(c) == {"perfmesh_aggregator_up 0.0"}
+    c.update(snapshot(100.0, 1000), 100.0)
+    c.update(snapshot(102.0, 1500), 102.0)
+    c.count_events([Event("violation", "web01", {"metric": "cpu_percent", "severity": "warning",
+                                                  "state": "firing"}),
+                    Event("violation", "web01", {"metric": "cpu_percent", "state": "resolved"}),
+                    Event("host", "web01", {})])
+    lines = render(c)
+    for expected in (
+            "perfmesh_aggregator_up 1.0",
+            "perfmesh_aggregator_ingest_samples_per_second 250.0",
+            "perfmesh_aggregator_samples_total 1500.0",
+            'perfmesh_aggregator_bad_frames_by_reason_total{reason="bad_schema"} 3.0',
+            "perfmesh_aggregator_connected_hosts 1.0",
+            "perfmesh_aggregator_known_hosts 2.0",
+            "perfmesh_aggregator_pending_commands 2.0",
+            'perfmesh_host_up{host="db01"} 0.0',
+            'perfmesh_host_health{host="web01"} 1.0',
+            'perfmesh_host_gaps_total{host="web01"} 1.0',
+            'perfmesh_host_backfilled_samples_total{host="web01"} 7.0',
+            'perfmesh_host_bottleneck{host="web01",kind="cpu_bound",severity="warning"} 1.0',
+            'perfmesh_cpu_percent{category="cpu",cpu="",host="web01"} 90.0',
+            'perfmesh_cpu_percent{category="cpu",cpu="0",host="web01"} 95.0',
+            'perfmesh_disk_busy_percent{category="io",device="sda",host="web01"} 12.5',
+            'perfmesh_app_latency_p99{category="application",host="web01"} 3.0',
+            'perfmesh_budget_limit{host="web01",metric="cpu_percent"} 80.0',
+            'perfmesh_budget_utilization_ratio{host="web01",metric="cpu_percent"} 1.125',
+            'perfmesh_budget_violation_active{host="web01",metric="cpu_percent",severity="warning"} 1.0',
+            'perfmesh_budget_violations_total{host="web01",metric="cpu_percent",severity="warning"} 1.0',
+            'perfmesh_budget_burn_rate{host="web01",metric="cpu_percent",window="60s"} 20.0',
+            'perfmesh_budget_remaining_ratio{host="web01",metric="cpu_percent",window="60s"} 0.0'):
+        assert expected in lines, expected
+    assert not any(line.startswith("perfmesh_budget_utilization_ratio{host=\"web01\",metric=\"memory")
+                   for line in lines)          # a zero limit has no ratio
+
+
+def test_exporter_serves_metrics_over_http():
+    """The sink serves /metrics on its own thread and closes cleanly."""
+    exp = MetricsExporter("127.0.0.1:0", lambda host: LIMITS)
+    try:
+        exp.on_snapshot(snapshot(100.0, 10), 100.0)
+        exp.on_events([Event("host", "web01", {})], 100.0)
+        exp.on_events([Event("violation", "web01", {"metric": "cpu_percent", "severity": "critical",
+                                                     "state": "firing"})], 100.0)
+        url = f"http://127.0.0.1:{exp.address[1]}/metrics"
+        for _ in range(100):
+            text = urllib.request.urlopen(url, timeout=5).read().decode()
+            if 'perfmesh_cpu_percent{category="cpu",cpu="",host="web01"} 90.0' in text:
+                break
+        assert 'perfmesh_cpu_percent{category="cpu",cpu="",host="web01"} 90.0' in text
+        assert 'perfmesh_budget_violations_total{host="web01",metric="cpu_percent",severity="critical"} 1.0' in text
+    finally:
+        exp.close()
+
+
+def test_grafana_dashboard_queries_exported_metrics():
+    """scripts/grafana_dashboard.json is valid JSON whose queries use only metrics we export."""
+    import json
+    import re
+    from pathlib import Path
+    dash = json.loads((Path(__file__).parent.parent / "scripts" / "grafana_dashboard.json").read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+    used = {m for e in exprs for m in re.findall(r"perfmesh_[a-z0-9_]+", e)}
+    snap = snapshot(100.0, 10)
+    snap["hosts"][0]["counters"]["missing_batches"] = 0
+    c = SnapshotCollector(lambda host: LIMITS)
+    c.update(snap, 100.0)
+    c.count_events([Event("violation", "web01", {"metric": "m", "severity": "warning", "state": "firing"})])
+    rendered = {line.split("{")[0].split(" ")[0] for line in render(c)}
+    collectors = {"perfmesh_" + n for n in ("cpu_percent", "memory_percent", "swap_percent", "load_1m",
+                                            "disk_busy_percent", "disk_read_bytes_per_s",
+                                            "disk_write_bytes_per_s", "net_recv_bytes_per_s",
+                                            "net_sent_bytes_per_s")}
+    assert used - rendered <= collectors
+    assert dash["uid"] == "perfmesh-fleet" and len(exprs) >= 20
