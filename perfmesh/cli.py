@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import subprocess
+from pathlib import Path
 import sys
 import time
 from typing import Any, Callable, Sequence
@@ -124,10 +125,22 @@ def build_parser() -> argparse.ArgumentParser:
     def connect(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--connect", default=DEFAULT_CONNECT, metavar="HOST[:BASE]", action=_Given,
                         help=f"aggregator address (default {DEFAULT_CONNECT})")
+        sp.add_argument("--key", default=None, metavar="SECRET_FILE", action=_Given,
+                        help="this client's CURVE secret key (NAME.key_secret)")
+        sp.add_argument("--server-key", default=None, metavar="PUBLIC_FILE", action=_Given,
+                        help="the aggregator's public key (aggregator.key)")
+        sp.add_argument("--insecure", action=_Given, nargs=0, const=True, default=False,
+                        help="allow a non-loopback aggregator without encryption")
 
     a = sub.add_parser("aggregator", help="run the central aggregator")
     a.add_argument("--config", default=None, metavar="FILE", help="perfmesh.toml; flags override it")
     a.add_argument("--bind", default="127.0.0.1", metavar="ADDR", action=_Given, help="address to bind (default 127.0.0.1)")
+    a.add_argument("--keys", default=None, metavar="DIR", action=_Given,
+                   help="CURVE keys: DIR/aggregator.key_secret and allowlists DIR/{agents,operators,subscribers}/")
+    a.add_argument("--data", default=None, metavar="DIR",
+                   help="state folder: SQLite history, audit log (default ~/.local/state/perfmesh/aggregator)")
+    a.add_argument("--insecure", action=_Given, nargs=0, const=True, default=False,
+                   help="allow binding a non-loopback address without keys (anyone on the network may connect)")
     a.add_argument("--port", type=_port, default=7700, metavar="BASE", action=_Given,
                    help="base port; uses BASE..BASE+3 (default 7700)")
     a.add_argument("--budget", type=parse_budget, action="append", default=[], metavar="NAME=LIMIT",
@@ -154,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse every remote command")
     g.add_argument("--allow", action="append", default=None, metavar="STRATEGY",
                    help="allow only these strategies (repeatable)")
+    g.add_argument("--state-dir", default=None, metavar="DIR",
+                   help="audit log and command results (default ~/.local/state/perfmesh/agent-NAME)")
 
     s = sub.add_parser("subscribe", help="print the live stream")
     connect(s)
@@ -190,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("web", help="serve the web dashboard")
     connect(w)
     w.add_argument("--listen", default="127.0.0.1:7780", metavar="ADDR:PORT", help="default 127.0.0.1:7780")
+    w.add_argument("--allow-commands", action="store_true",
+                   help="let the page send optimization commands (each asks for confirmation)")
 
     r = sub.add_parser("report", help="write a self-contained HTML report of one host")
     connect(r)
@@ -202,6 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--interval", type=_positive_float, default=1.0, metavar="SECONDS")
     u.add_argument("--duration", type=_positive_float, default=None, metavar="S", help="stop after S seconds")
 
+    k = sub.add_parser("keys", help="create CURVE key pairs")
+    ks = k.add_subparsers(dest="keys_cmd", metavar="ACTION", parser_class=_Parser)
+    ks.required = True
+    kn = ks.add_parser("new", help="write NAME.key (public) and NAME.key_secret (mode 0600)")
+    kn.add_argument("name", help="aggregator, or a host or person name")
+    kn.add_argument("--dir", required=True, metavar="DIR", help="folder to write the two files into")
+
     cf = sub.add_parser("config", help="check a perfmesh.toml or print an example")
     cfs = cf.add_subparsers(dest="config_cmd", metavar="ACTION", parser_class=_Parser)
     cfs.required = True
@@ -211,12 +235,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ------------------------------------------------------------------ commands
-def _endpoint(text: str):
-    from workers.transport import parse_endpoint
+def _endpoint(text: str, args: argparse.Namespace | None = None,
+              settings: dict[str, Any] | None = None):
+    """The aggregator's address with the client's keys (from flags, else from settings)."""
+    from workers.transport import Endpoint, parse_endpoint
     try:
-        return parse_endpoint(text)
+        ep = parse_endpoint(text)
     except ConfigError as exc:  # a bad --connect is a usage error (exit 2), like any flag
         raise CliError(f"perfmesh: argument --connect: {exc}") from None
+    settings = settings or {}
+    key = getattr(args, "key", None) or settings.get("key")
+    server_key = getattr(args, "server_key", None) or settings.get("server_key")
+    insecure = bool(getattr(args, "insecure", False) or settings.get("insecure", False))
+    if bool(key) != bool(server_key):
+        raise CliError("perfmesh: --key and --server-key go together (this client's secret key and the "
+                       "aggregator's public key)")
+    keys = None
+    if key:
+        from workers.security import ClientKeys
+        keys = ClientKeys.load(key, server_key)
+    elif insecure and not is_loopback_host(ep.host):
+        print(f"perfmesh: WARNING: talking to {ep} without encryption or authentication (--insecure)",
+              file=sys.stderr)
+    return Endpoint(ep.host, ep.base_port, keys, insecure)
+
+
+def is_loopback_host(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def cmd_aggregator(args: argparse.Namespace) -> int:
@@ -231,8 +276,11 @@ def cmd_aggregator(args: argparse.Namespace) -> int:
         flags["metrics_listen"] = args.metrics_listen
     s = aggregator_settings(cfg, flags)
     overrides = dict(args.budget)
-    if s["bind"] not in ("127.0.0.1", "localhost", "::1"):
-        print(f"perfmesh aggregator: warning: binding {s['bind']} without encryption", file=sys.stderr)
+    keys_dir = args.keys or s.get("keys_dir")
+    insecure = bool(args.insecure)
+    if insecure and not keys_dir and not is_loopback_host(s["bind"]):
+        print(f"perfmesh aggregator: WARNING: --insecure: {s['bind']} accepts unauthenticated, unencrypted "
+              "agents, operators and subscribers from the network", file=sys.stderr)
 
     def limits_for(host: str) -> dict[str, float]:
         return cfg.budgets_for(host, overrides)
@@ -242,7 +290,13 @@ def cmd_aggregator(args: argparse.Namespace) -> int:
                         max_series_per_host=s["max_series_per_host"], host_budgets=limits_for)
     sinks = _aggregator_sinks(cfg, s, args, limits_for)
     return main(AggregatorConfig(endpoint=Endpoint(s["bind"], s["port"]), fleet=fleet,
-                                 snapshot_interval_s=s["snapshot_interval_s"]), sinks)
+                                 snapshot_interval_s=s["snapshot_interval_s"],
+                                 keys_dir=Path(keys_dir) if keys_dir else None, insecure=insecure,
+                                 **_data_dir(args.data or cfg.retention.data_dir)), sinks)
+
+
+def _data_dir(path: str | None) -> dict[str, Any]:
+    return {"data_dir": Path(path)} if path else {}
 
 
 def _aggregator_sinks(cfg: Any, settings: dict[str, Any], args: argparse.Namespace,
@@ -287,10 +341,19 @@ def cmd_agent(args: argparse.Namespace) -> int:
         flags["allow"] = list(args.allow)
     s = agent_settings(cfg, flags)
     extra = {"kinds": tuple(s["kinds"])} if s["kinds"] else {}
-    config = AgentConfig(endpoint=_endpoint(s["connect"]), name=s["name"] or socket.gethostname(),
+    config = AgentConfig(endpoint=_endpoint(s["connect"], args, s), name=s["name"] or socket.gethostname(),
                          interval_s=s["interval_s"], heartbeat_s=s["heartbeat_s"], commands=s["commands"],
-                         allow=tuple(s["allow"]) if s["allow"] else None, **extra)
+                         allow=tuple(s["allow"]) if s["allow"] else None,
+                         state_dir=Path(args.state_dir) if args.state_dir else None, **extra)
     return main(config)
+
+
+def cmd_keys(args: argparse.Namespace, out=None) -> int:
+    from workers.security import new_keypair
+    out = out or sys.stdout
+    public, secret = new_keypair(args.name, args.dir)
+    out.write(f"public key: {public}\nsecret key: {secret} (mode 0600: keep it on this machine)\n")
+    return 0
 
 
 def cmd_config(args: argparse.Namespace, out=None) -> int:
@@ -309,7 +372,7 @@ def cmd_config(args: argparse.Namespace, out=None) -> int:
 
 def cmd_subscribe(args: argparse.Namespace, out=sys.stdout) -> int:
     from workers.client import ApiClient, Subscriber
-    endpoint = _endpoint(args.connect)
+    endpoint = _endpoint(args.connect, args)
     hosts: list[str] = []
     if args.category and not args.host:
         api = ApiClient(endpoint)
@@ -333,7 +396,7 @@ def cmd_subscribe(args: argparse.Namespace, out=sys.stdout) -> int:
 
 def _with_api(args: argparse.Namespace, fn: Callable[[Any], int]) -> int:
     from workers.client import ApiClient
-    api = ApiClient(_endpoint(args.connect))
+    api = ApiClient(_endpoint(args.connect, args))
     try:
         return fn(api)
     finally:
@@ -396,23 +459,23 @@ def cmd_up(args: argparse.Namespace, out=sys.stdout) -> int:
 
 def cmd_top(args: argparse.Namespace) -> int:
     from workers.view import run_top
-    return run_top(_endpoint(args.connect))
+    return run_top(_endpoint(args.connect, args))
 
 
 def cmd_web(args: argparse.Namespace) -> int:
     from workers.web import run_web
-    return run_web(_endpoint(args.connect), args.listen)
+    return run_web(_endpoint(args.connect, args), args.listen, allow_commands=args.allow_commands)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from workers.report import write_report
-    return write_report(_endpoint(args.connect), args.host, args.since, args.out)
+    return write_report(_endpoint(args.connect, args), args.host, args.since, args.out)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "aggregator": cmd_aggregator, "agent": cmd_agent, "subscribe": cmd_subscribe,
     "status": cmd_status, "command": cmd_command, "history": cmd_history, "up": cmd_up,
-    "top": cmd_top, "web": cmd_web, "report": cmd_report, "config": cmd_config,
+    "top": cmd_top, "web": cmd_web, "report": cmd_report, "config": cmd_config, "keys": cmd_keys,
 }
 
 

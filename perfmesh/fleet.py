@@ -17,6 +17,7 @@ from .batch import BatchSchema, SchemaCache, batch_metrics, decode_batch
 from .budget import DEFAULT_BUDGETS, BudgetViolation, PerformanceBudget
 from .commands import CommandTracker, PendingCommand
 from .errors import WireError
+from .ratelimit import RateLimiter
 from .history import DEFAULT_HISTORY_ROWS, SeriesHistory
 from .wire import Envelope
 
@@ -93,6 +94,8 @@ class FleetConfig:
     auto_optimize: bool = False
     auto_optimize_interval_s: float = 300.0
     command_timeout_s: float = 10.0
+    commands_per_host_per_min: float = 20.0
+    commands_per_operator_per_min: float = 60.0
     # per-host limits (budgets per host group, from the config file); None: ``budgets``.
     # ``budgets`` must still name every metric any host budgets (it picks what is checked).
     host_budgets: Callable[[str], dict[str, float]] | None = None
@@ -104,6 +107,9 @@ class Fleet:
         self.hosts: dict[str, HostState] = {}
         self.schemas = SchemaCache()
         self.commands = CommandTracker()
+        c = self.config
+        self.host_limiter = RateLimiter(c.commands_per_host_per_min / 60.0, c.commands_per_host_per_min)
+        self.operator_limiter = RateLimiter(c.commands_per_operator_per_min / 60.0, c.commands_per_operator_per_min)
         self.counters = {"bad_frames": 0, "hosts_refused": 0, "batches": 0, "samples": 0}
         self.bad_reasons: dict[str, int] = {}
 
@@ -319,6 +325,14 @@ class Fleet:
                                    f"available: {', '.join(strategies) or 'none'}"}
         if not isinstance(params, dict):
             return None, {"id": cmd_id, "status": "refused", "error": "params must be a map"}
+        if not self.host_limiter.allow(host_name, now):
+            return None, {"id": cmd_id, "status": "busy",
+                          "error": f"busy: host {host_name!r} already had {self.config.commands_per_host_per_min:g} "
+                                   "commands in the last minute; try again later"}
+        if not self.operator_limiter.allow(operator, now):
+            return None, {"id": cmd_id, "status": "busy",
+                          "error": f"busy: operator {operator!r} is over {self.config.commands_per_operator_per_min:g} "
+                                   "commands per minute; try again later"}
         cmd = PendingCommand(cmd_id, host_name, strategy, params, origin, now, now + timeout_s, operator)
         self.commands.submit(cmd)
         return cmd, None

@@ -65,11 +65,12 @@ class Mesh:
         return proc
 
     def aggregator(self, *extra: str) -> subprocess.Popen:
-        return self.spawn("aggregator", "--port", str(self.base), *extra, log="aggregator")
+        return self.spawn("aggregator", "--port", str(self.base), "--data", str(self.tmp / "aggregator"),
+                          *extra, log="aggregator")
 
     def agent(self, name: str, *extra: str, interval: str = "0.2") -> subprocess.Popen:
         return self.spawn("agent", "--connect", self.connect, "--name", name, "--interval", interval,
-                          *extra, log=f"agent-{name}")
+                          "--state-dir", str(self.tmp / f"agent-{name}"), *extra, log=f"agent-{name}")
 
     def cli(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
         return run_cli(*args, "--connect", self.connect, timeout=timeout)

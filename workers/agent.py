@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 import uuid
+from pathlib import Path
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,12 +20,14 @@ from typing import Any
 import zmq
 
 from perfmesh import wire
+from perfmesh.audit import AuditLog
 from perfmesh.errors import InvalidParameterError, PerfmeshError, UnknownStrategyError, WireError
 from perfmesh.optimization import OptimizationEngine
 
 from .loop import Loop, RateLimitedLog
 from .supervisor import Supervisor
-from .transport import Endpoint, make_socket
+from .security import secure_client
+from .transport import Endpoint, default_state_dir, make_socket
 
 log = logging.getLogger("perfmesh.agent")
 SPOOL_SECONDS = 600
@@ -40,6 +43,7 @@ class AgentConfig:
     kinds: tuple[str, ...] = ("cpu", "memory", "io")
     commands: bool = True
     allow: tuple[str, ...] | None = None       # None: every registered strategy
+    state_dir: Path | None = None              # None: default_state_dir("agent-NAME")
 
 
 class CommandRunner:
@@ -82,7 +86,12 @@ class Agent:
         self.local_url = f"ipc://{self.tmpdir}/collectors"
         self.wake_url = f"inproc://wake-{self.boot}"
         self.spool: deque = deque(maxlen=int(SPOOL_SECONDS / config.interval_s) * BATCHES_PER_TICK)
+        self.state_dir = Path(config.state_dir or default_state_dir(f"agent-{config.name}"))
+        self.audit = AuditLog(self.state_dir / "audit.log")
         self.done: OrderedDict[str, dict] = OrderedDict()
+        for entry in self.audit.entries():      # replays stay replays across restarts
+            if entry.get("event") == "result" and isinstance(entry.get("result"), dict):
+                self._remember(entry["result"])
         self.last_from_aggregator = time.monotonic()
         self.aggregator_alive = True
         self.warn = RateLimitedLog()
@@ -95,9 +104,10 @@ class Agent:
         self.wake = make_socket(self.ctx, zmq.PULL, heartbeat_ms=0)
         self.wake.bind(self.wake_url)
         self.pub = make_socket(self.ctx, zmq.PUB, hwm=100_000)
-        self.pub.connect(config.endpoint.url("ingest"))
         self.control = make_socket(self.ctx, zmq.DEALER, hwm=1000,
                                    routing_id=f"{config.name}/{self.boot}".encode())
+        secure_client(config.endpoint, self.pub, self.control)
+        self.pub.connect(config.endpoint.url("ingest"))
         self.control.connect(config.endpoint.url("control"))
         self.runner = CommandRunner(self.ctx, self.engine, self.wake_url)
         self.supervisor = Supervisor(list(config.kinds), self.local_url, config.interval_s)
@@ -167,10 +177,13 @@ class Agent:
                 self.warn.warning("control", f"bad frame from the aggregator: {exc}")
 
     def on_command(self, body: Any) -> None:
-        if not isinstance(body, dict) or type(body.get("id")) is not str:
-            raise WireError("bad_body", "a command body must be a map with a string id")
+        if not isinstance(body, dict) or type(body.get("id")) is not str or len(body["id"]) > 128:
+            raise WireError("bad_body", "a command body must be a map with a string id of at most 128 characters")
         cmd_id = body["id"]
+        self.audit.append({"time": time.time(), "event": "command", "id": cmd_id,
+                           "strategy": body.get("strategy"), "params": body.get("params")})
         if cmd_id in self.done:
+            self.audit.append({"time": time.time(), "event": "replay", "id": cmd_id})
             self._send_control("result", {**self.done[cmd_id], "replayed": True})
             return
         refusal = self._refusal(body)
@@ -208,10 +221,15 @@ class Agent:
         while self.runner.queue:
             self._finish(self.runner.queue.popleft())
 
-    def _finish(self, body: dict) -> None:
+    def _remember(self, body: dict) -> None:
         self.done[body["id"]] = body
         while len(self.done) > 1000:
             self.done.popitem(last=False)
+
+    def _finish(self, body: dict) -> None:
+        self._remember(body)
+        self.audit.append({"time": time.time(), "event": "result", "id": body["id"],
+                           "outcome": body.get("status"), "result": body})
         self._send_control("result", body)
 
     def on_heartbeat(self) -> None:
@@ -247,6 +265,7 @@ class Agent:
         self.supervisor.stop()
         for sock in (self.local, self.wake, self.pub, self.control):
             sock.close(0)
+        self.audit.close()
         self.ctx.term()
         shutil.rmtree(self.tmpdir, ignore_errors=True)
 

@@ -6,20 +6,26 @@ import logging
 import sys
 import time
 import uuid
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import zmq
 
 from perfmesh import wire
-from perfmesh.errors import WireError
+from perfmesh.audit import AuditLog
+from perfmesh.errors import ConfigError, WireError
 from perfmesh.fleet import Event, Fleet, FleetConfig
 
 from .loop import Loop, RateLimitedLog
-from .transport import Endpoint, bind, make_socket
+from .security import Authenticator, check_libzmq, load_secret, make_server
+from .transport import Endpoint, bind, default_state_dir, is_loopback, make_socket
 
 log = logging.getLogger("perfmesh.aggregator")
 NAME = "aggregator"
+AGENT_ROLES = ("agents",)
+API_ROLES = ("operators", "subscribers")
+SOCKET_DOMAINS = {"ingest": "agents", "control": "agents", "api": "api", "stream": "stream"}
 INGEST_BURST = 2000
 
 
@@ -44,6 +50,9 @@ class AggregatorConfig:
     fleet: FleetConfig = field(default_factory=FleetConfig)
     stream_hwm: int = 100_000
     snapshot_interval_s: float = 1.0
+    keys_dir: Path | None = None
+    insecure: bool = False
+    data_dir: Path = field(default_factory=lambda: default_state_dir("aggregator"))
 
 
 class Aggregator:
@@ -54,20 +63,65 @@ class Aggregator:
         self.boot = uuid.uuid4().hex
         self.stream_seq = 0
         self.warn = RateLimitedLog()
+        self.loop: Loop | None = None
         self.ctx = zmq.Context()
-        ep = config.endpoint
-        self.ingest = make_socket(self.ctx, zmq.SUB, hwm=1_000_000)
-        self.ingest.setsockopt(zmq.SUBSCRIBE, b"")
-        self.control = make_socket(self.ctx, zmq.ROUTER, hwm=100_000)
-        self.stream = make_socket(self.ctx, zmq.XPUB, hwm=config.stream_hwm)
-        self.api = make_socket(self.ctx, zmq.ROUTER, hwm=10_000)
-        self.sockets = [self.ingest, self.control, self.stream, self.api]
+        self.auth: Authenticator | None = None
+        self.server_keys = None
+        self.sockets: list[zmq.Socket] = []
+        self.audit = AuditLog(Path(config.data_dir) / "audit.log")
         try:
-            for sock, role in zip(self.sockets, ("ingest", "control", "stream", "api")):
-                bind(sock, ep.url(role))
+            self._secure(config)
+            self.ingest = self._socket(zmq.SUB, "ingest", hwm=1_000_000)
+            self.ingest.setsockopt(zmq.SUBSCRIBE, b"")
+            self.control = self._socket(zmq.ROUTER, "control", hwm=100_000)
+            self.stream = self._socket(zmq.XPUB, "stream", hwm=config.stream_hwm)
+            self.api = self._socket(zmq.ROUTER, "api", hwm=10_000)
         except Exception:
             self.close()
             raise
+
+    def _secure(self, config: AggregatorConfig) -> None:
+        """CURVE + ZAP when a keys folder is given; otherwise loopback only unless --insecure."""
+        if config.keys_dir is None:
+            if not is_loopback(config.endpoint.host) and not config.insecure:
+                raise ConfigError(
+                    f"refusing to bind {config.endpoint.host} without encryption: give --keys DIR "
+                    "(see `perfmesh keys new`) or --insecure to accept anyone on the network")
+            return
+        check_libzmq()
+        self.server_keys = load_secret(Path(config.keys_dir) / "aggregator.key_secret")
+        self.auth = Authenticator(self.ctx, config.keys_dir)
+        self.auth.start()
+
+    def _socket(self, kind: int, role: str, hwm: int) -> zmq.Socket:
+        sock = make_socket(self.ctx, kind, hwm=hwm)
+        if self.server_keys is not None:
+            make_server(sock, self.server_keys, SOCKET_DOMAINS[role])
+        self.sockets.append(sock)
+        bind(sock, self.config.endpoint.url(role))
+        return sock
+
+    def _identity(self, frame: zmq.Frame, roles: tuple[str, ...]) -> tuple[str, str] | None:
+        """(role, name) of an authenticated sender; ('', '') when security is off; None if refused."""
+        if self.auth is None:
+            return ("", "")
+        return self.auth.user(frame.get("User-Id"), roles)
+
+    def on_reload_keys(self) -> None:
+        """Pick up key changes; a removed subscriber/operator key is cut off by rebinding the stream."""
+        if self.auth is None:
+            return
+        lost = self.auth.reload()
+        if lost & {"subscribers", "operators"}:
+            old = self.stream
+            if self.loop is not None:
+                self.loop.forget(old)
+            self.sockets.remove(old)
+            old.close(0)
+            self.stream = self._socket(zmq.XPUB, "stream", hwm=self.config.stream_hwm)
+            if self.loop is not None:
+                self.loop.on_readable(self.stream, self.on_stream)
+            log.info("stream socket rebound: a subscriber key was removed")
 
     # --------------------------------------------------------------- output
     def publish(self, events: list[Event] | tuple) -> None:
@@ -96,19 +150,23 @@ class Aggregator:
     # --------------------------------------------------------------- ingest
     def on_ingest(self) -> None:
         fleet, recv = self.fleet, self.ingest.recv_multipart
+        secure = self.auth is not None
         now = time.time()
         for _ in range(INGEST_BURST):
             try:
-                frames = recv(zmq.NOBLOCK)
+                frames = recv(zmq.NOBLOCK, copy=not secure)
             except zmq.Again:
                 return
             if len(frames) != 2:
                 fleet.count_bad("frame_count")
                 continue
-            frame = frames[1]
+            who = self._identity(frames[1], AGENT_ROLES) if secure else None
+            frame = frames[1].bytes if secure else frames[1]
             host = None
             try:
                 env = wire.decode(frame)
+                if secure:
+                    self._check_sender(who, env)
                 host = env.host
                 if env.kind != "metrics":
                     raise WireError("bad_kind", f"ingest accepts metrics only, got {env.kind!r}")
@@ -125,21 +183,44 @@ class Aggregator:
             if events:
                 self.publish(events)
 
+    def _check_sender(self, who: tuple[str, str] | None, env: wire.Envelope) -> None:
+        """An agent may speak only in the name its key is filed under."""
+        if who is None:
+            raise WireError("unauthenticated", "sender's key is not (or no longer) allowed for agents")
+        if who[1] != env.host:
+            raise WireError("identity_mismatch",
+                            f"key of agent {who[1]!r} sent a frame in the name of host {env.host!r:.80}")
+
+    def _recv_routed(self, sock: zmq.Socket, roles: tuple[str, ...]):
+        """Non-blocking [route, frame] reads with the sender's (role, name); None when empty."""
+        secure = self.auth is not None
+        try:
+            frames = sock.recv_multipart(zmq.NOBLOCK, copy=not secure)
+        except zmq.Again:
+            return None
+        if len(frames) != 2:
+            return (b"", b"", ("", ""), "frame_count")
+        who = self._identity(frames[1], roles) if secure else ("", "")
+        if secure:
+            frames = [f.bytes for f in frames]
+        return (frames[0], frames[1], who, None)
+
     # -------------------------------------------------------------- control
     def on_control(self) -> None:
         for _ in range(1000):
-            try:
-                frames = self.control.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
+            got = self._recv_routed(self.control, AGENT_ROLES)
+            if got is None:
                 return
-            if len(frames) != 2:
-                self.fleet.count_bad("frame_count")
+            route, frame, who, problem = got
+            if problem:
+                self.fleet.count_bad(problem)
                 continue
-            route, frame = frames
             host = None
             now = time.time()
             try:
                 env = wire.decode(frame)
+                if self.auth is not None:
+                    self._check_sender(who, env)
                 host = env.host
                 self._control_message(route, env, now)
             except WireError as exc:
@@ -157,8 +238,10 @@ class Aggregator:
                         {"register": True} if must_register else {})
         elif env.kind == "result":
             cmd, result, events = self.fleet.command_result(env, now)
-            if cmd is not None and cmd.origin is not None:
-                self._reply(self.api, cmd.origin, "reply", result)
+            if cmd is not None:
+                self._audit_result(cmd, result, now)
+                if cmd.origin is not None:
+                    self._reply(self.api, cmd.origin, "reply", result)
             self.publish(events)
         else:
             raise WireError("bad_kind", f"control accepts register, heartbeat and result, got {env.kind!r}")
@@ -166,24 +249,25 @@ class Aggregator:
     # ------------------------------------------------------------------ api
     def on_api(self) -> None:
         for _ in range(1000):
-            try:
-                frames = self.api.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
+            got = self._recv_routed(self.api, API_ROLES)
+            if got is None:
                 return
-            if len(frames) != 2:
-                self.fleet.count_bad("frame_count")
+            route, frame, who, problem = got
+            if problem:
+                self.fleet.count_bad(problem)
                 continue
-            route, frame = frames
             try:
+                if who is None:
+                    raise WireError("unauthenticated", "sender's key is not (or no longer) allowed on the api")
                 env = wire.decode(frame)
                 if env.kind != "request" or not isinstance(env.body, dict):
                     raise WireError("bad_kind", "api accepts request maps only")
-                self._request(route, env.body, time.time())
+                self._request(route, env.body, time.time(), who)
             except WireError as exc:
                 self.fleet.count_bad(exc.reason)
                 self._reply(self.api, route, "reply", {"status": "error", "error": str(exc)})
 
-    def _request(self, route: bytes, body: dict, now: float) -> None:
+    def _request(self, route: bytes, body: dict, now: float, who: tuple[str, str]) -> None:
         op = body.get("op")
         if op == "status":
             self._reply(self.api, route, "reply", {"status": "ok", **self.fleet.status(now)})
@@ -194,22 +278,42 @@ class Aggregator:
             samples = self.fleet.history(host, key, float(since))
             self._reply(self.api, route, "reply", {"status": "ok", "samples": samples})
         elif op == "command":
-            self._command(route, body, now)
+            role, name = who
+            if role not in ("", "operators"):
+                self._reply(self.api, route, "reply", {
+                    "id": body.get("id"), "status": "refused",
+                    "error": f"forbidden: key {name!r} has role {role}; only operators may send commands"})
+                return
+            self._command(route, body, now, name or str(body.get("operator", ""))[:64])
         else:
             raise WireError("bad_op", f"unknown api op {op!r:.40}; expected status, history or command")
 
-    def _command(self, route: bytes, body: dict, now: float) -> None:
+    def _command(self, route: bytes, body: dict, now: float, operator: str) -> None:
         cmd_id, host, strategy = body.get("id"), body.get("host"), body.get("strategy")
         timeout_s = body.get("timeout_s", self.config.fleet.command_timeout_s)
         if not all(type(v) is str for v in (cmd_id, host, strategy)) or \
                 not isinstance(timeout_s, (int, float)) or not 0 < timeout_s <= 3600:
             raise WireError("bad_body", "command needs id, host, strategy (strings) and 0 < timeout_s <= 3600")
-        cmd, reply = self.fleet.start_command(cmd_id, host, strategy, body.get("params", {}),
-                                              route, now, float(timeout_s), body.get("operator", ""))
+        params = body.get("params", {})
+        cmd, reply = self.fleet.start_command(cmd_id, host, strategy, params,
+                                              route, now, float(timeout_s), operator)
+        self._audit("command", now, id=cmd_id, operator=operator, host=host, strategy=strategy,
+                    params=params, outcome="sent" if reply is None else reply["status"],
+                    error=None if reply is None else reply.get("error"))
         if reply is not None:
             self._reply(self.api, route, "reply", reply)
             return
         self._send_command(cmd)
+
+    def _audit(self, event: str, now: float, **fields: Any) -> None:
+        try:
+            self.audit.append({"time": now, "event": event, **fields})
+        except (OSError, ValueError) as exc:
+            self.warn.warning("audit", f"cannot write the audit log {self.audit.path}: {exc}")
+
+    def _audit_result(self, cmd, result: dict, now: float) -> None:
+        self._audit("result", now, id=cmd.id, operator=cmd.operator, host=cmd.host, strategy=cmd.strategy,
+                    params=cmd.params, outcome=result.get("status"), error=result.get("error"))
 
     def _send_command(self, cmd) -> None:
         route = self.fleet.hosts[cmd.host].route
@@ -220,8 +324,11 @@ class Aggregator:
         events, to_send, answers = self.fleet.tick(time.time())
         self.publish(events)
         for cmd in to_send:
+            self._audit("command", time.time(), id=cmd.id, operator=cmd.operator, host=cmd.host,
+                        strategy=cmd.strategy, params=cmd.params, outcome="sent")
             self._send_command(cmd)
         for cmd, result in answers:
+            self._audit_result(cmd, result, time.time())
             if cmd.origin is not None:
                 self._reply(self.api, cmd.origin, "reply", result)
 
@@ -244,13 +351,14 @@ class Aggregator:
                 return
 
     def run(self, loop: Loop | None = None) -> None:
-        loop = loop or Loop()
+        loop = self.loop = loop or Loop()
         loop.install_signal_handlers()
         loop.on_readable(self.ingest, self.on_ingest)
         loop.on_readable(self.control, self.on_control)
         loop.on_readable(self.api, self.on_api)
         loop.on_readable(self.stream, self.on_stream)
         loop.every(0.25, self.on_tick)
+        loop.every(1.0, self.on_reload_keys)
         loop.every(self.config.snapshot_interval_s, self.on_snapshot)
         try:
             loop.run()
@@ -262,6 +370,9 @@ class Aggregator:
             sink.close()
         for sock in self.sockets:
             sock.close(0)
+        if self.auth is not None:
+            self.auth.stop()
+        self.audit.close()
         self.ctx.term()
 
 

@@ -13,6 +13,7 @@ from perfmesh.batch import SchemaCache, batch_metrics, decode_batch
 from perfmesh.errors import PerfmeshError, WireError
 from perfmesh.fleet import EVENT_TYPES
 
+from .security import secure_client
 from .transport import Endpoint, make_socket
 
 
@@ -26,6 +27,8 @@ class ApiClient:
         self.name = name
         self.ctx = ctx or zmq.Context.instance()
         self.sock = make_socket(self.ctx, zmq.DEALER, heartbeat_ms=0)
+        secure_client(endpoint, self.sock)
+        self.monitor = self.sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
         self.sock.connect(endpoint.url("api"))
         self.boot = uuid.uuid4().hex
 
@@ -35,6 +38,12 @@ class ApiClient:
         while True:
             remaining_ms = int((deadline - time.monotonic()) * 1000)
             if remaining_ms <= 0 or not self.sock.poll(remaining_ms):
+                if self.monitor.poll(0):
+                    if self.endpoint.keys is None:
+                        raise Unreachable(f"the aggregator at {self.endpoint} requires CURVE keys: give --key "
+                                          "SECRET_FILE --server-key PUBLIC_FILE")
+                    raise Unreachable(f"the aggregator at {self.endpoint} refused our key "
+                                      "(not in its operators/ or subscribers/ allowlist, or a wrong --server-key)")
                 raise Unreachable(f"no answer from the aggregator at {self.endpoint} within {timeout_s:g}s "
                                   f"(is `perfmesh aggregator` running there?)")
             env = wire.decode(self.sock.recv())
@@ -56,6 +65,8 @@ class ApiClient:
         return self.request(body, timeout_s + 3.0)
 
     def close(self) -> None:
+        self.sock.disable_monitor()
+        self.monitor.close(0)
         self.sock.close(0)
 
 
@@ -81,6 +92,7 @@ class Subscriber:
         self.ctx = ctx or zmq.Context.instance()
         self.types, self.host, self.category = list(types or EVENT_TYPES), host, category
         self.sock = make_socket(self.ctx, zmq.SUB, hwm=100_000, heartbeat_ms=1000)
+        secure_client(endpoint, self.sock)
         self.sock.connect(endpoint.url("stream"))
         self.known_hosts: set[str] = set()
         self.cache = SchemaCache()

@@ -45,6 +45,10 @@ class Loop:
         self.poller.register(sock, zmq.POLLIN)
         self.handlers[sock] = handler
 
+    def forget(self, sock: zmq.Socket) -> None:
+        self.poller.unregister(sock)
+        self.handlers.pop(sock, None)
+
     def every(self, interval_s: float, fn: Callable[[], None], first_in_s: float = 0.0) -> None:
         self.timers.append([time.monotonic() + first_in_s, interval_s, fn])
 

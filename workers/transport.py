@@ -6,7 +6,10 @@ connection-oriented use) ZMTP heartbeats and a reconnect backoff.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import zmq
 
@@ -20,8 +23,16 @@ PORT_OFFSETS = {"ingest": 0, "control": 1, "stream": 2, "api": 3}
 
 @dataclass(frozen=True)
 class Endpoint:
+    """Where the aggregator is, and how to prove who we are to it.
+
+    ``keys`` is a :class:`workers.security.ClientKeys` (CURVE) or None; without keys only a
+    loopback address is accepted unless ``insecure``.
+    """
+
     host: str = DEFAULT_HOST
     base_port: int = DEFAULT_BASE_PORT
+    keys: Any = field(default=None, compare=False, repr=False)
+    insecure: bool = False
 
     def url(self, role: str) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -84,6 +95,17 @@ def bind(sock: zmq.Socket, url: str) -> None:
         sock.bind(url)
     except zmq.ZMQError as exc:
         raise ConfigError(f"cannot bind {url}: {exc.strerror}") from None
+
+
+def default_state_dir(role: str) -> Path:
+    """Where a process keeps its state unless told: $XDG_STATE_HOME/perfmesh/ROLE
+    (~/.local/state/perfmesh/ROLE)."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "perfmesh" / role
+
+
+def is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def endpoint_in_use(exc: BaseException) -> bool:

@@ -1,0 +1,40 @@
+"""Token buckets: a rate with a burst, per key, bounded in the number of keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class TokenBucket:
+    rate_per_s: float
+    burst: float
+    tokens: float = -1.0
+    updated: float = 0.0
+
+    def take(self, now: float, cost: float = 1.0) -> bool:
+        if self.tokens < 0:
+            self.tokens, self.updated = self.burst, now
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate_per_s)
+        self.updated = now
+        if self.tokens >= cost:
+            self.tokens -= cost
+            return True
+        return False
+
+
+@dataclass
+class RateLimiter:
+    """One bucket per key (host, operator); the least recently used key is dropped past ``max_keys``."""
+
+    rate_per_s: float
+    burst: float
+    max_keys: int = 10_000
+    buckets: dict[str, TokenBucket] = field(default_factory=dict)
+
+    def allow(self, key: str, now: float) -> bool:
+        bucket = self.buckets.pop(key, None) or TokenBucket(self.rate_per_s, self.burst)
+        self.buckets[key] = bucket       # re-insert: dict order is recency
+        if len(self.buckets) > self.max_keys:
+            del self.buckets[next(iter(self.buckets))]
+        return bucket.take(now)
