@@ -1,0 +1,287 @@
+"""``perfmesh web``: a dashboard served over HTTP, live over server-sent events.
+
+One more subscriber process: a :class:`~workers.feed.Feed` thread keeps a
+:class:`~perfmesh.dashboard.FleetModel` current, and a stdlib ``ThreadingHTTPServer`` serves the
+shipped static page (``workers/web_assets``; nothing from the internet), JSON for the fleet and
+one host, history from the aggregator, and an SSE stream. Sending a command needs
+``--allow-commands`` and a same-origin JSON POST (the page asks for confirmation first).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import math
+import re
+import signal
+import sys
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import zmq
+
+from perfmesh.dashboard import FleetModel
+from perfmesh.errors import ConfigError, PerfmeshError
+
+from .client import ApiClient, Unreachable
+from .feed import Feed
+from .transport import Endpoint
+
+log = logging.getLogger("perfmesh.web")
+
+ASSETS = {"app.js": "text/javascript; charset=utf-8", "chart.js": "text/javascript; charset=utf-8",
+          "style.css": "text/css; charset=utf-8", "favicon.svg": "image/svg+xml"}
+HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*(\{[A-Za-z0-9_.,=:/-]*\})?")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                               "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+MAX_BODY_BYTES = 16_384
+
+
+def asset(name: str) -> bytes:
+    return resources.files("workers").joinpath("web_assets", name).read_bytes()
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"--listen {text!r}: expected ADDR:PORT, e.g. 127.0.0.1:7780")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+class WebApp:
+    """The state behind the HTTP handlers: the model, its feed, and one api client."""
+
+    def __init__(self, endpoint: Endpoint, allow_commands: bool = False) -> None:
+        self.endpoint = endpoint
+        self.allow_commands = allow_commands
+        self.model = FleetModel(window_s=600.0, max_points=600)
+        self.lock = threading.Lock()
+        self.feed = Feed(endpoint, self.model, self.lock, name="web")
+        self.stopping = threading.Event()
+        self.ctx = zmq.Context()
+        self.api_lock = threading.Lock()
+        self.api: ApiClient | None = None
+
+    def start(self) -> None:
+        self.feed.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.feed.stop()
+        with self.api_lock:
+            if self.api is not None:
+                self.api.close()
+        self.ctx.term()
+
+    def call(self, fn: str, *args: Any, **kw: Any) -> Any:
+        """One api request; a fresh socket after a timeout so stale requests do not pile up."""
+        with self.api_lock:
+            if self.api is None:
+                self.api = ApiClient(self.endpoint, ctx=self.ctx, name="web")
+            try:
+                return getattr(self.api, fn)(*args, **kw)
+            except Unreachable:
+                self.api.close()
+                self.api = None
+                raise
+
+    def page(self, host: str | None) -> bytes:
+        text = asset("index.html").decode()
+        text = text.replace("{{PAGE}}", "host" if host else "fleet")
+        text = text.replace("{{HOST}}", html.escape(host or "", quote=True))
+        text = text.replace("{{TITLE}}", html.escape(f"{host} · perfmesh" if host else "perfmesh fleet"))
+        text = text.replace("{{COMMANDS}}", "on" if self.allow_commands else "off")
+        text = text.replace("{{ENDPOINT}}", html.escape(str(self.endpoint)))
+        return text.encode()
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "perfmesh-web"
+    protocol_version = "HTTP/1.1"
+    app: WebApp   # set on the subclass made by make_server
+
+    def log_message(self, fmt: str, *args: Any) -> None:   # quiet access log
+        log.debug("%s " + fmt, self.address_string(), *args)
+
+    # ------------------------------------------------------------ helpers
+    def _send(self, status: int, body: bytes, ctype: str, cache: bool = False) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "max-age=300" if cache else "no-store")
+        for k, v in SECURITY_HEADERS.items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, obj: Any, status: int = 200) -> None:
+        self._send(status, json.dumps(obj, allow_nan=False, default=_jsonable).encode(), "application/json")
+
+    def _error(self, status: int, message: str) -> None:
+        self._json({"error": message}, status)
+
+    # ------------------------------------------------------------ GET
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        path, query = url.path, parse_qs(url.query)
+        app = self.app
+        try:
+            if path == "/":
+                self._send(200, app.page(None), "text/html; charset=utf-8")
+            elif path.startswith("/host/"):
+                host = unquote(path[len("/host/"):])
+                if not HOST_RE.fullmatch(host):
+                    return self._error(404, "no such host")
+                self._send(200, app.page(host), "text/html; charset=utf-8")
+            elif path.startswith("/static/") and path[len("/static/"):] in ASSETS:
+                name = path[len("/static/"):]
+                self._send(200, asset(name), ASSETS[name], cache=True)
+            elif path == "/favicon.ico":
+                self._send(200, asset("favicon.svg"), ASSETS["favicon.svg"], cache=True)
+            elif path == "/api/fleet":
+                with app.lock:
+                    self._json(app.model.overview())
+            elif path.startswith("/api/host/"):
+                host = unquote(path[len("/api/host/"):])
+                with app.lock:
+                    data = app.model.host_json(host)
+                self._json(data) if data is not None else self._error(404, f"no host {host!r}")
+            elif path == "/api/history":
+                self._history(query)
+            elif path == "/events":
+                self._events(query.get("host", [None])[0])
+            else:
+                self._error(404, "not found")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _history(self, query: dict[str, list[str]]) -> None:
+        host, key = query.get("host", [""])[0], query.get("key", [""])[0]
+        try:
+            since_s = float(query.get("since_s", ["3600"])[0])
+        except ValueError:
+            since_s = math.nan
+        if not HOST_RE.fullmatch(host) or not KEY_RE.fullmatch(key) or not 0 < since_s <= 30 * 86400:
+            return self._error(400, "history needs host, key and 0 < since_s <= 2592000")
+        try:
+            samples = self.app.call("history", host, key, time.time() - since_s)
+        except PerfmeshError as exc:
+            return self._error(503, str(exc))
+        self._json({"host": host, "key": key, "points": [[s[0], s[1]] for s in samples]})
+
+    def _events(self, host: str | None) -> None:
+        """Server-sent events: ``fleet`` every second and, for a host page, its new points."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Connection", "close")
+        for k, v in SECURITY_HEADERS.items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.close_connection = True
+        since = -math.inf
+        app = self.app
+        self.wfile.write(b"retry: 2000\n\n")
+        while not app.stopping.is_set():
+            with app.lock:
+                fleet = app.model.overview()
+                detail = app.model.host_json(host, since) if host else None
+            chunks = [_sse("fleet", fleet)]
+            if detail is not None:
+                for s in detail["series"].values():
+                    since = max(since, s["points"][-1][0])
+                chunks.append(_sse("host", detail))
+            self.wfile.write(b"".join(chunks))
+            self.wfile.flush()
+            app.stopping.wait(1.0)
+
+    # ------------------------------------------------------------ POST
+    def do_POST(self) -> None:
+        if urlsplit(self.path).path != "/api/command":
+            return self._error(404, "not found")
+        if not self.app.allow_commands:
+            return self._error(403, "commands are disabled; start `perfmesh web --allow-commands` to send them")
+        origin = self.headers.get("Origin")
+        if origin is not None and urlsplit(origin).netloc != self.headers.get("Host"):
+            return self._error(403, "cross-origin command refused")
+        if not (self.headers.get("Content-Type") or "").startswith("application/json"):
+            return self._error(415, "send the command as application/json")
+        length = int(self.headers.get("Content-Length") or 0)
+        if not 0 < length <= MAX_BODY_BYTES:
+            return self._error(413, f"command body must be 1..{MAX_BODY_BYTES} bytes")
+        try:
+            body = json.loads(self.rfile.read(length))
+        except ValueError:
+            return self._error(400, "command body is not JSON")
+        host, strategy, params = body.get("host"), body.get("strategy"), body.get("params", {})
+        if not isinstance(host, str) or not HOST_RE.fullmatch(host) or not isinstance(strategy, str) \
+                or not isinstance(params, dict):
+            return self._error(400, "command needs host, strategy and params (an object)")
+        try:
+            result = self.app.call("command", host, strategy, params, 10.0)
+        except PerfmeshError as exc:
+            return self._error(503, str(exc))
+        self._json(result, 200)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return None
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    return str(obj)
+
+
+def _sse(event: str, data: Any) -> bytes:
+    text = json.dumps(data, allow_nan=False, default=_jsonable)
+    return f"event: {event}\ndata: {text}\n\n".encode()
+
+
+def make_server(app: WebApp, listen: str) -> ThreadingHTTPServer:
+    host, port = parse_listen(listen)
+    handler = type("BoundHandler", (Handler,), {"app": app})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    return server
+
+
+def run_web(endpoint: Endpoint, listen: str, allow_commands: bool = False) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s web %(levelname)s %(message)s")
+    app = WebApp(endpoint, allow_commands)
+    try:
+        server = make_server(app, listen)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
+    app.start()
+    stop = threading.Event()
+
+    def on_signal(*_: object) -> None:
+        stop.set()
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    addr = server.server_address
+    log.info("dashboard on http://%s:%d/ (aggregator %s, commands %s)", addr[0], addr[1], endpoint,
+             "allowed" if allow_commands else "off")
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        app.stop()
+        server.server_close()
+    return 0
