@@ -67,7 +67,7 @@ def svg_chart(title: str, lines: Sequence[Line], unit: str, t0: float, t1: float
     highest = max((p[1] for ln in lines for p in ln.points), default=0.0)
     if limit is not None:
         highest = max(highest, limit)
-    ymax = y_max if y_max is not None and y_max >= highest else nice_ceiling(highest * 1.05)
+    ymax = y_max if y_max is not None and highest <= y_max * 1.01 else nice_ceiling(highest * 1.05)
 
     def x(t: float) -> float:
         return left + (t - t0) / span * pw

@@ -113,3 +113,10 @@ def test_build_report_draws_at_most_twelve_lines_per_plot():
     series = {f"cpu_percent{{cpu={i}}}": ("%", [(0.0, float(i)), (1.0, float(i + 1))]) for i in range(14)}
     page = build_report("h", {}, series, {}, 0.0, 1.0, 1.0)
     assert page.count("<polyline") == 12 and "+2 more not drawn" in page
+
+
+def test_percent_charts_keep_their_100_scale_despite_rounding_above_it():
+    svg = svg_chart("cpu", [Line("t", [(0.0, 100.0000001), (1.0, 50.0)], "#000000")], "%", 0.0, 1.0, y_max=100.0)
+    assert ">100%<" in svg and ">120%<" not in svg
+    svg = svg_chart("cpu", [Line("t", [(0.0, 150.0), (1.0, 50.0)], "#000000")], "%", 0.0, 1.0, y_max=100.0)
+    assert ">160%<" in svg

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -72,6 +73,7 @@ def test_top_shows_both_hosts_and_reacts_to_sort_filter_detail_and_quit(mesh, tm
     tmux.type(top_command(mesh.connect))
     screen = tmux.wait_for(lambda s: "alpha" in s and "beta" in s and "connected" in s, what="both hosts")
     assert "Traceback" not in screen and "CPU" in screen and "MEM" in screen
+    tmux.wait_for(lambda s: all(re.search(rf"{h} .*\d%", s) for h in ("alpha", "beta")), what="CPU values")
     assert all(len(line) <= 80 for line in screen.splitlines())
 
     tmux.keys("s")

@@ -126,11 +126,11 @@
   /* ------------------------------------------------------------------ host page */
   const GROUPS = [
     { id: "cpu", title: "CPU", unit: "%", max: 100, keys: [["cpu_percent", "total"], ["cpu_user_percent", "user"], ["cpu_system_percent", "system"], ["cpu_iowait_percent", "iowait"]] },
+    { id: "percpu", title: "Per CPU", unit: "%", max: 100, match: /^cpu_percent\{cpu=(.+)\}$/ },
     { id: "mem", title: "Memory and swap", unit: "%", max: 100, keys: [["memory_percent", "memory"], ["swap_percent", "swap"]] },
     { id: "load", title: "Load average", unit: "", max: null, keys: [["load_1m", "1 min"], ["load_5m", "5 min"], ["load_15m", "15 min"]] },
     { id: "disk", title: "Disk I/O", unit: "B/s", max: null, keys: [["disk_read_bytes_per_s", "read"], ["disk_write_bytes_per_s", "write"]] },
     { id: "net", title: "Network", unit: "B/s", max: null, keys: [["net_recv_bytes_per_s", "received"], ["net_sent_bytes_per_s", "sent"]] },
-    { id: "percpu", title: "Per CPU", unit: "%", max: 100, match: /^cpu_percent\{cpu=(.+)\}$/ },
   ];
   const GROUPED = new Set(GROUPS.flatMap((g) => (g.keys || []).map((k) => k[0])));
   const groupCharts = new Map();
@@ -204,6 +204,10 @@
       stat("Disk", "↓" + rate(r.disk_read) + " ↑" + rate(r.disk_write)),
       stat("Network", "↓" + rate(r.net_recv) + " ↑" + rate(r.net_sent)),
       stat("Violations", String(d.active_violations.length), d.active_violations.length ? "crit" : "ok"));
+    const keys = Object.keys(d.series);
+    for (const g of GROUPS) {   // the main charts in a fixed order, whichever series arrives first
+      if (!groupCharts.has(g.id) && keys.some((k) => (g.keys ? g.keys.some((x) => x[0] === k) : g.match.test(k)))) chartFor(g);
+    }
     for (const [key, s] of Object.entries(d.series)) {
       const c = route(key, s.unit);
       if (c) state.received += c.push(key, s.points);
@@ -213,7 +217,7 @@
       loadRange(state.windowS).catch(() => {});
     }
     document.body.dataset.received = String(state.received);
-    fillTable($("violations"), d.violations, (v) => [clock(v.timestamp), v.state === "resolved" ? "resolved" : v.severity,
+    fillTable($("violations"), d.violations.slice(0, 10), (v) => [clock(v.timestamp), v.state === "resolved" ? "resolved" : v.severity,
       v.metric, fmtValue(v.value, ""), fmtValue(v.limit, "")], (v) => (v.state === "resolved" ? "ok" : v.severity === "critical" ? "crit" : "warn"));
     $("no-violations").classList.toggle("hidden", d.violations.length > 0);
     fillTable($("commands"), d.commands, (c) => [clock(c.timestamp), c.strategy, c.status + (c.error ? ": " + c.error : ""), c.operator || ""],
