@@ -154,6 +154,11 @@ def _grade(value: float | None, warning: float, critical: float) -> str | None:
     return "critical" if value >= critical else "warning"
 
 
+def _n(value: float | None) -> str:
+    """A measured value in a description, to one decimal."""
+    return "n/a" if value is None else f"{value:.1f}"
+
+
 def _evidence(latest: Mapping[str, float], names: Iterable[str]) -> dict[str, float]:
     return {name: latest[name] for name in names if name in latest}
 
@@ -175,16 +180,16 @@ def detect_bottlenecks(latest: Mapping[str, float],
     cpu = get("cpu_percent")
     add("cpu_bound", _grade(cpu, t["cpu_percent_warning"], t["cpu_percent_critical"]),
         ("cpu_percent", "load_1m", "cpu_count"), "process_priority",
-        f"cpu_percent {cpu} >= {t['cpu_percent_warning']}")
+        f"cpu_percent {_n(cpu)} >= {t['cpu_percent_warning']}")
 
     memory = get("memory_percent")
     growth = get("memory_growth_mb_per_min")
     memory_grade = _grade(memory, t["memory_percent_warning"], t["memory_percent_critical"])
     growth_fired = growth is not None and growth >= t["memory_growth_mb_per_min_warning"]
     if memory_grade is not None:
-        reason = f"memory_percent {memory} >= {t['memory_percent_warning']}"
+        reason = f"memory_percent {_n(memory)} >= {t['memory_percent_warning']}"
     else:
-        reason = (f"memory_growth_mb_per_min {growth} >= "
+        reason = (f"memory_growth_mb_per_min {_n(growth)} >= "
                   f"{t['memory_growth_mb_per_min_warning']}")
     add("memory_pressure", memory_grade or ("warning" if growth_fired else None),
         ("memory_percent", "memory_available_bytes", "memory_growth_mb_per_min"),
@@ -196,20 +201,20 @@ def detect_bottlenecks(latest: Mapping[str, float],
         _grade(swap, t["swap_percent_warning"], t["swap_percent_critical"]) if thrashing
         else None,
         ("swap_percent", "memory_percent"), "memory_trim",
-        f"swap_percent {swap} >= {t['swap_percent_warning']} with memory_percent {memory} >= "
+        f"swap_percent {_n(swap)} >= {t['swap_percent_warning']} with memory_percent {_n(memory)} >= "
         f"{t['swap_thrashing_memory_percent']}")
 
     iowait = get("cpu_iowait_percent")
     add("io_wait",
         _grade(iowait, t["cpu_iowait_percent_warning"], t["cpu_iowait_percent_critical"]),
         ("cpu_iowait_percent", "cpu_percent", "load_1m"), None,
-        f"cpu_iowait_percent {iowait} >= {t['cpu_iowait_percent_warning']}")
+        f"cpu_iowait_percent {_n(iowait)} >= {t['cpu_iowait_percent_warning']}")
 
     busy = get("disk_busy_percent")
     add("disk_saturation",
         _grade(busy, t["disk_busy_percent_warning"], t["disk_busy_percent_critical"]),
         ("disk_busy_percent", "disk_read_bytes_per_s", "disk_write_bytes_per_s"), None,
-        f"disk_busy_percent {busy} >= {t['disk_busy_percent_warning']}")
+        f"disk_busy_percent {_n(busy)} >= {t['disk_busy_percent_warning']}")
 
     _detect_network(latest, t, add)
     found.sort(key=lambda b: (-_SEVERITY_RANK[b.severity], BOTTLENECK_KINDS.index(b.kind)))
@@ -230,7 +235,7 @@ def _detect_network(latest: Mapping[str, float], t: Mapping[str, float | None],
                        t["net_utilization_percent_critical"])
     reasons = []
     if fault_grade:
-        reasons.append(f"errors + drops {faults}/s >= {t['net_faults_per_s_warning']}/s")
+        reasons.append(f"errors + drops {_n(faults)}/s >= {t['net_faults_per_s_warning']}/s")
     if use_grade:
         reasons.append(f"link utilization {utilization:.1f}% >= "
                        f"{t['net_utilization_percent_warning']}%")
