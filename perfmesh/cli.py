@@ -304,26 +304,25 @@ def _aggregator_sinks(cfg: Any, settings: dict[str, Any], args: argparse.Namespa
     """The /metrics exporter and the alert delivery sink, as the file and flags ask."""
     from .config import Target
     sinks: list[Any] = []
-    try:
-        if settings["metrics_listen"]:
-            from workers.exporter import MetricsExporter
+    if settings["metrics_listen"]:   # first: nothing to clean up when its port is taken
+        from workers.exporter import MetricsExporter
+        try:
             sinks.append(MetricsExporter(settings["metrics_listen"], limits_for, cfg.burn_rate))
-        webhooks = [Target(u) for u in args.webhook] if args.webhook else list(cfg.webhooks)
-        managers = [Target(u) for u in args.alertmanager] if args.alertmanager else list(cfg.alertmanagers)
-        if webhooks or managers:
-            from workers.alerts import AlertSink, AlertmanagerTarget, WebhookTarget
-            from .alerting import AlertEngine
-            targets: list[Any] = [
-                *(WebhookTarget(t.url, timeout_s=t.timeout_s, max_queue=t.max_queue, headers=t.headers)
-                  for t in webhooks),
-                *(AlertmanagerTarget(t.url, t.resend_s, timeout_s=t.timeout_s, max_queue=t.max_queue,
-                                     headers=t.headers) for t in managers)]
-            engine = AlertEngine(cfg.alerts, violations=cfg.violations, bottlenecks=cfg.bottlenecks)
-            sinks.append(AlertSink(engine, targets))
-    except OSError as exc:
-        for sink in sinks:
-            sink.close()
-        raise ConfigError(f"cannot serve /metrics on {settings['metrics_listen']}: {exc.strerror or exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot serve /metrics on {settings['metrics_listen']}: "
+                              f"{exc.strerror or exc}") from None
+    webhooks = [Target(u) for u in args.webhook] if args.webhook else list(cfg.webhooks)
+    managers = [Target(u) for u in args.alertmanager] if args.alertmanager else list(cfg.alertmanagers)
+    if webhooks or managers:
+        from workers.alerts import AlertSink, AlertmanagerTarget, WebhookTarget
+        from .alerting import AlertEngine
+        targets: list[Any] = [
+            *(WebhookTarget(t.url, timeout_s=t.timeout_s, max_queue=t.max_queue, headers=t.headers)
+              for t in webhooks),
+            *(AlertmanagerTarget(t.url, t.resend_s, timeout_s=t.timeout_s, max_queue=t.max_queue,
+                                 headers=t.headers) for t in managers)]
+        engine = AlertEngine(cfg.alerts, violations=cfg.violations, bottlenecks=cfg.bottlenecks)
+        sinks.append(AlertSink(engine, targets))
     return sinks
 
 

@@ -288,3 +288,70 @@ def test_cli_aggregator_with_a_bad_config_fails_before_binding(tmp_path, capsys)
     assert cli.main(["aggregator", "--config", str(path)]) == 1
     assert "aggregator.port: is -1" in capsys.readouterr().err
     assert cli.main(["agent", "--config", str(path)]) == 1
+
+
+def test_cmd_aggregator_builds_fleet_and_sinks_from_file_and_flags(tmp_path, monkeypatch):
+    """--config supplies port, group budgets and targets; typed flags win; sinks are built."""
+    import workers.aggregator
+    seen = {}
+    monkeypatch.setattr(workers.aggregator, "main", lambda config, sinks=None: seen.update(config=config, sinks=sinks) or 0)
+    path = tmp_path / "p.toml"
+    path.write_text('[aggregator]\nport = 8800\nheartbeat_s = 2.0\n[retention]\nhistory_rows = 64\n'
+                    '[groups.web]\nhosts = "web*"\nbudgets = { cpu_percent = 50 }\n'
+                    '[[webhooks]]\nurl = "http://127.0.0.1:9/hook"\n'
+                    '[[alertmanagers]]\nurl = "http://127.0.0.1:9"\nresend_s = 5\n')
+    assert cli.main(["aggregator", "--config", str(path), "--heartbeat", "3", "--budget", "load_1m=9",
+                     "--metrics-listen", "127.0.0.1:0"]) == 0
+    config, sinks = seen["config"], seen["sinks"]
+    try:
+        assert (config.endpoint.base_port, config.fleet.heartbeat_interval_s, config.fleet.history_rows) == \
+            (8800, 3.0, 64)
+        assert config.fleet.host_budgets("web01")["cpu_percent"] == 50.0
+        assert config.fleet.host_budgets("db01")["cpu_percent"] == 80.0
+        assert config.fleet.host_budgets("db01")["load_1m"] == 9.0
+        assert [type(s).__name__ for s in sinks] == ["MetricsExporter", "AlertSink"]
+        assert [type(t).__name__ for t in sinks[1].targets] == ["WebhookTarget", "AlertmanagerTarget"]
+        assert sinks[1].targets[1].resend_s == 5.0
+    finally:
+        for s in sinks:
+            s.close()
+    seen.clear()
+    assert cli.main(["aggregator", "--config", str(path), "--webhook", "http://127.0.0.1:9/a"]) == 0
+    try:
+        [sink] = seen["sinks"]
+        assert [t.url for t in sink.targets] == ["http://127.0.0.1:9/a", "http://127.0.0.1:9"]
+    finally:
+        sink.close()
+    seen.clear()
+    assert cli.main(["aggregator"]) == 0 and seen["sinks"] == []
+
+
+def test_cmd_aggregator_metrics_port_in_use_is_an_error(monkeypatch, capsys):
+    """A /metrics address that cannot be bound stops the aggregator with a clear message (exit 1)."""
+    import socket
+    import workers.aggregator
+    monkeypatch.setattr(workers.aggregator, "main", lambda *a, **k: pytest.fail("must not start"))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert cli.main(["aggregator", "--metrics-listen", f"127.0.0.1:{port}",
+                         "--alertmanager", "http://127.0.0.1:9"]) == 1
+    assert f"cannot serve /metrics on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_cmd_agent_takes_the_file_under_the_flags(tmp_path, monkeypatch):
+    """[agent] gives connect, interval and kinds; --name and --no-commands override it."""
+    import workers.agent
+    seen = {}
+    monkeypatch.setattr(workers.agent, "main", lambda config: seen.update(config=config) or 0)
+    path = tmp_path / "a.toml"
+    path.write_text('[agent]\nconnect = "10.0.0.5:7800"\ninterval_s = 2.5\nkinds = ["cpu"]\n'
+                    'name = "from-file"\nallow = ["gc_collect"]\n')
+    assert cli.main(["agent", "--config", str(path), "--name", "web07", "--no-commands"]) == 0
+    c = seen["config"]
+    assert (str(c.endpoint), c.name, c.interval_s, c.kinds, c.commands, c.allow) == \
+        ("10.0.0.5:7800", "web07", 2.5, ("cpu",), False, ("gc_collect",))
+    assert cli.main(["agent", "--config", str(path), "--interval", "0.5", "--allow", "memory_trim"]) == 0
+    c = seen["config"]
+    assert (c.name, c.interval_s, c.commands, c.allow) == ("from-file", 0.5, True, ("memory_trim",))
