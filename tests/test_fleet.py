@@ -1,5 +1,7 @@
 """Tests for perfmesh.fleet: the aggregator's pure state machine, driven with a fake clock."""
 
+from collections import deque
+
 import pytest
 
 from perfmesh import wire
@@ -40,11 +42,11 @@ def types(events):
 def test_first_batch_creates_the_host_and_stores_history():
     """A batch from a new host creates its state, stores every value and counts it."""
     fleet = Fleet()
-    schema, events = fleet.ingest(metrics(0, ts=100.0), now=100.5)
+    schema, events, _ = fleet.ingest(metrics(0, ts=100.0), now=100.5)
     host = fleet.hosts["web01"]
     assert schema.category == "cpu" and list(events) == []
-    assert (host.first_seen, host.last_seen, host.boot, host.last_seq) == (100.5, 100.5, "b1", 0)
-    assert fleet.history("web01", "cpu_core_percent{cpu=0}", 0.0) == [(100.0, 20.0)]
+    assert (host.first_seen, host.last_seen, host.boot, host.seq.last) == (100.5, 100.5, "b1", 0)
+    assert fleet.history("web01", "cpu_core_percent{cpu=0}", 0.0) == [(100.0, 20.0, False)]
     assert host.counters["batches"] == 1 and host.counters["samples"] == 2
 
 
@@ -62,35 +64,37 @@ def test_consecutive_sequence_numbers_make_no_gap():
     """seq 0, 1, 2 is gap-free."""
     fleet = Fleet()
     for seq in range(3):
-        _, events = fleet.ingest(metrics(seq, ts=float(seq)), now=float(seq))
+        _, events, _ = fleet.ingest(metrics(seq, ts=float(seq)), now=float(seq))
         assert list(events) == []
     assert fleet.hosts["web01"].counters["gaps"] == 0
 
 
-def test_sequence_gap_is_reported_and_counted_and_the_batch_kept():
-    """A jump from seq 0 to 3 emits one gap event for 1..2 and still stores batch 3."""
+def test_sequence_gap_asks_for_backfill_counts_it_and_keeps_the_batch():
+    """A jump from seq 0 to 3 emits no event yet: it requests 1..2, records the gap, stores batch 3."""
     fleet = Fleet()
     fleet.ingest(metrics(0, ts=1.0), now=1.0)
-    schema, events = fleet.ingest(metrics(3, ts=4.0), now=4.5)
-    assert schema is not None
-    assert [e.to_dict() for e in events] == [
-        {"type": "gap", "host": "web01", "first_seq": 1, "last_seq": 2, "missing": 2, "timestamp": 4.5}]
-    c = fleet.hosts["web01"].counters
-    assert (c["gaps"], c["missing_batches"], c["batches"]) == (1, 2, 2)
-    assert fleet.hosts["web01"].last_seq == 3
+    schema, events, backfilled = fleet.ingest(metrics(3, ts=4.0), now=4.5)
+    assert schema is not None and list(events) == [] and backfilled is False
+    assert fleet.backfill_requests == [("web01", "b1", 1, 2)]
+    host = fleet.hosts["web01"]
+    [gap] = host.gaps
+    assert (gap.first, gap.last, gap.start_ts, gap.end_ts, gap.detected, gap.asked) == (1, 2, 1.0, 4.0, 4.5, 4.5)
+    c = fleet.status(5.0)["hosts"][0]["counters"]
+    assert (c["gaps"], c["missing_batches"], c["lost_batches"], c["batches"]) == (1, 2, 0, 2)
+    assert host.seq.last == 3 and fleet.status(5.0)["hosts"][0]["last_seq"] == 3
 
 
 def test_duplicate_or_older_sequence_is_dropped_and_counted():
-    """A batch with seq <= the last one is dropped (None), counted as a duplicate, not stored."""
+    """A batch with seq <= the last one (and not owed) is dropped (None), counted as a duplicate, not stored."""
     fleet = Fleet()
     fleet.ingest(metrics(0, ts=1.0), now=1.0)
     fleet.ingest(metrics(1, ts=2.0), now=2.0)
-    assert fleet.ingest(metrics(1, ts=9.0), now=3.0) == (None, ())
-    assert fleet.ingest(metrics(0, ts=9.0), now=3.0) == (None, ())
+    assert fleet.ingest(metrics(1, ts=9.0), now=3.0) == (None, (), False)
+    assert fleet.ingest(metrics(0, ts=9.0), now=3.0) == (None, (), False)
     host = fleet.hosts["web01"]
     assert host.counters["duplicates"] == 2 and host.counters["batches"] == 2
-    assert [t for t, _ in fleet.history("web01", "cpu_percent", 0.0)] == [1.0, 2.0]
-    assert host.last_seq == 1
+    assert [t for t, _, _ in fleet.history("web01", "cpu_percent", 0.0)] == [1.0, 2.0]
+    assert host.seq.last == 1 and fleet.backfill_requests == []
 
 
 def test_reboot_resets_the_sequence_without_gap_or_duplicate():
@@ -98,16 +102,18 @@ def test_reboot_resets_the_sequence_without_gap_or_duplicate():
     fleet = Fleet()
     fleet.ingest(metrics(0), now=1.0)
     fleet.ingest(metrics(1), now=2.0)
-    schema, events = fleet.ingest(metrics(0, boot="b2"), now=3.0)
+    schema, events, _ = fleet.ingest(metrics(0, boot="b2"), now=3.0)
     host = fleet.hosts["web01"]
     assert schema is not None and list(events) == []
-    assert (host.boot, host.last_seq, host.counters["duplicates"], host.counters["gaps"]) == ("b2", 0, 0, 0)
+    assert (host.boot, host.seq.boot, host.seq.last, host.counters["duplicates"], host.counters["gaps"]) == \
+        ("b2", "b2", 0, 0, 0)
+    assert fleet.backfill_requests == []
 
 
 def test_first_batch_seen_with_high_seq_is_not_a_gap():
     """An aggregator meeting a host mid-stream (seq 41) does not report 41 missing batches."""
     fleet = Fleet()
-    _, events = fleet.ingest(metrics(41), now=1.0)
+    _, events, _ = fleet.ingest(metrics(41), now=1.0)
     assert list(events) == [] and fleet.hosts["web01"].counters["gaps"] == 0
 
 
@@ -121,7 +127,7 @@ def test_malformed_body_raises_wire_error_for_the_caller_to_count():
 def test_series_cap_refuses_and_counts_the_batch():
     """A schema over the per-host series cap is dropped, counted as series_refused and series_cap."""
     fleet = Fleet(FleetConfig(max_series_per_host=1))
-    schema, events = fleet.ingest(metrics(0), now=1.0)
+    schema, events, _ = fleet.ingest(metrics(0), now=1.0)
     host = fleet.hosts["web01"]
     assert schema is None and list(events) == []
     assert host.counters["series_refused"] == 1 and host.bad_reasons == {"series_cap": 1}
@@ -134,7 +140,7 @@ def test_schema_that_comes_back_after_eviction_is_stored_again():
     fleet.ingest(metrics(0, ts=1.0, schema=IO_A, values=(1.0,)), now=1.0)
     fleet.ingest(metrics(1, ts=2.0, schema=IO_B, values=(2.0, 3.0)), now=2.0)
     fleet.ingest(metrics(2, ts=3.0, schema=IO_A, values=(4.0,)), now=3.0)
-    assert fleet.history("web01", "disk_busy_percent{dev=sda}", 0.0)[-1] == (3.0, 4.0)
+    assert fleet.history("web01", "disk_busy_percent{dev=sda}", 0.0)[-1] == (3.0, 4.0, False)
     assert fleet.hosts["web01"].history.series_count <= 2
 
 
@@ -144,26 +150,26 @@ def test_two_hosts_with_identical_schema_keep_separate_history():
     fleet.ingest(metrics(0, ts=1.0, values=(1.0, 1.0), host="a"), now=1.0)
     fleet.ingest(metrics(0, ts=1.0, values=(2.0, 2.0), host="b"), now=1.0)
     fleet.ingest(metrics(1, ts=2.0, values=(3.0, 3.0), host="a"), now=2.0)
-    assert fleet.history("a", "cpu_percent", 0.0) == [(1.0, 1.0), (2.0, 3.0)]
-    assert fleet.history("b", "cpu_percent", 0.0) == [(1.0, 2.0)]
+    assert fleet.history("a", "cpu_percent", 0.0) == [(1.0, 1.0, False), (2.0, 3.0, False)]
+    assert fleet.history("b", "cpu_percent", 0.0) == [(1.0, 2.0, False)]
 
 
 # ------------------------------------------------------------------ budgets
 def test_budget_violation_fires_then_stays_quiet_then_escalates_then_resolves():
     """cpu_percent over 80: warning fires once, repeats are silent, critical re-fires, then resolves."""
     fleet = Fleet()
-    _, ev = fleet.ingest(metrics(0, ts=1.0, values=(90.0, 0.0)), now=1.0)
+    _, ev, _ = fleet.ingest(metrics(0, ts=1.0, values=(90.0, 0.0)), now=1.0)
     assert [e.to_dict() for e in ev] == [{
         "type": "violation", "host": "web01", "metric": "cpu_percent", "value": 90.0, "limit": 80.0,
         "severity": "warning", "overage": 10.0, "overage_percent": 12.5, "timestamp": 1.0,
         "state": "firing", "category": "cpu"}]
     assert ev[0].category == "cpu"
-    _, ev = fleet.ingest(metrics(1, ts=2.0, values=(91.0, 0.0)), now=2.0)
+    _, ev, _ = fleet.ingest(metrics(1, ts=2.0, values=(91.0, 0.0)), now=2.0)
     assert list(ev) == []
     assert fleet.hosts["web01"].active_violations["cpu_percent"]["value"] == 91.0
-    _, ev = fleet.ingest(metrics(2, ts=3.0, values=(100.0, 0.0)), now=3.0)
+    _, ev, _ = fleet.ingest(metrics(2, ts=3.0, values=(100.0, 0.0)), now=3.0)
     assert [(e.body["state"], e.body["severity"]) for e in ev] == [("firing", "critical")]
-    _, ev = fleet.ingest(metrics(3, ts=4.0, values=(50.0, 0.0)), now=4.0)
+    _, ev, _ = fleet.ingest(metrics(3, ts=4.0, values=(50.0, 0.0)), now=4.0)
     assert [(e.body["state"], e.body["severity"], e.body["value"], e.body["timestamp"]) for e in ev] == \
         [("resolved", "critical", 50.0, 4.0)]
     host = fleet.hosts["web01"]
@@ -176,7 +182,7 @@ def test_violation_fires_again_after_resolving():
     fleet = Fleet()
     fleet.ingest(metrics(0, values=(90.0, 0.0)), now=1.0)
     fleet.ingest(metrics(1, values=(10.0, 0.0)), now=2.0)
-    _, ev = fleet.ingest(metrics(2, values=(95.0, 0.0)), now=3.0)
+    _, ev, _ = fleet.ingest(metrics(2, values=(95.0, 0.0)), now=3.0)
     assert types(ev) == [("violation", "firing")]
 
 
@@ -184,33 +190,36 @@ def test_deescalation_from_critical_to_warning_is_an_event():
     """A firing violation whose severity drops is re-announced with the new severity."""
     fleet = Fleet()
     fleet.ingest(metrics(0, values=(120.0, 0.0)), now=1.0)
-    _, ev = fleet.ingest(metrics(1, values=(85.0, 0.0)), now=2.0)
+    _, ev, _ = fleet.ingest(metrics(1, values=(85.0, 0.0)), now=2.0)
     assert [e.body["severity"] for e in ev] == ["warning"]
 
 
-def test_budget_and_gap_events_come_together():
-    """A batch after a gap that also violates a budget returns the gap then the violation."""
+def test_budget_and_given_up_gap_events_come_together():
+    """A batch that overflows the owed ranges and violates a budget returns the gap then the violation."""
     fleet = Fleet()
-    fleet.ingest(metrics(0), now=1.0)
-    _, ev = fleet.ingest(metrics(5, values=(90.0, 0.0)), now=2.0)
-    assert [e.type for e in ev] == ["gap", "violation"]
+    fleet.hosts["web01"] = fleet.host("web01", "b1", 1.0)
+    fleet.hosts["web01"].seq.max_ranges = 1
+    fleet.ingest(metrics(1), now=1.0)
+    fleet.ingest(metrics(3), now=2.0)                       # owes 2
+    _, ev, _ = fleet.ingest(metrics(5, values=(90.0, 0.0)), now=3.0)   # owes 4; 2 given up
+    assert [(e.type, e.body.get("first_seq")) for e in ev] == [("gap", 2), ("violation", None)]
 
 
 def test_labelled_series_are_not_budget_checked():
     """Only unlabeled series are checked against a budget of the same name."""
     labelled = wire.pack(["cpu", [["cpu_percent", "%", {"cpu": "0"}]]])
     fleet = Fleet()
-    _, ev = fleet.ingest(metrics(0, values=(99.0,), schema=labelled), now=1.0)
+    _, ev, _ = fleet.ingest(metrics(0, values=(99.0,), schema=labelled), now=1.0)
     assert list(ev) == [] and fleet.hosts["web01"].active_violations == {}
 
 
 def test_configured_budgets_replace_the_defaults():
     """FleetConfig.budgets decides which names are checked and at what limit."""
     fleet = Fleet(FleetConfig(budgets={"cpu_percent": 95.0}))
-    _, ev = fleet.ingest(metrics(0, values=(90.0, 0.0)), now=1.0)
+    _, ev, _ = fleet.ingest(metrics(0, values=(90.0, 0.0)), now=1.0)
     assert list(ev) == []
     fleet = Fleet(FleetConfig(budgets={}))
-    _, ev = fleet.ingest(metrics(0, values=(1000.0, 0.0)), now=1.0)
+    _, ev, _ = fleet.ingest(metrics(0, values=(1000.0, 0.0)), now=1.0)
     assert list(ev) == []
 
 
@@ -242,15 +251,17 @@ def test_register_with_a_non_map_body_registers_with_no_info():
     assert host.registered and host.info == {} and host.collectors == []
 
 
-def test_register_with_new_boot_resets_the_sequence():
-    """Registering under a new boot id resets last_seq so seq 0 is not a duplicate."""
+def test_register_with_new_boot_then_its_seq_0_is_not_a_duplicate():
+    """After registering under a new boot id, that boot's seq 0 is stored, not a duplicate."""
     fleet = registered()
     fleet.ingest(metrics(0), now=100.0)
     fleet.ingest(metrics(1), now=101.0)
     fleet.register(env("register", boot="b2", body={}), route=b"r", now=102.0)
-    assert fleet.hosts["web01"].last_seq == -1
-    schema, _ = fleet.ingest(metrics(0, boot="b2"), now=103.0)
-    assert schema is not None
+    assert fleet.hosts["web01"].boot == "b2"
+    schema, events, _ = fleet.ingest(metrics(0, boot="b2"), now=103.0)
+    host = fleet.hosts["web01"]
+    assert schema is not None and list(events) == []
+    assert (host.seq.boot, host.seq.last, host.counters["duplicates"]) == ("b2", 0, 0)
 
 
 def test_register_with_malformed_strategies_never_breaks_commands_or_ticks():
@@ -326,7 +337,7 @@ def test_down_host_comes_up_on_a_metric_batch():
     fleet = Fleet()
     fleet.ingest(metrics(0), now=100.0)
     fleet.tick(104.0)
-    _, events = fleet.ingest(metrics(1), now=105.0)
+    _, events, _ = fleet.ingest(metrics(1), now=105.0)
     assert types(events) == [("host", "up")] and fleet.hosts["web01"].alive
 
 
@@ -529,8 +540,18 @@ def test_command_result_from_the_target_host_finishes_it_with_an_event():
                       "result": {"verdict": "improved"}, "error": None}
     assert [e.to_dict() for e in events] == [{
         "type": "command", "host": "web01", "id": "c1", "strategy": "gc_collect", "params": {"g": 1},
-        "status": "success", "operator": "alice", "timestamp": 101.0, "error": None}]
+        "status": "success", "operator": "alice", "timestamp": 101.0, "error": None,
+        "verdict": "improved", "improvement": None, "duration_ms": None, "rolled_back": None}]
     assert fleet.commands.pending == {}
+    assert fleet.status(101.0)["hosts"][0]["recent_commands"] == [events[0].body]
+
+
+def test_command_event_without_a_result_map_has_no_outcome_fields():
+    """A result whose 'result' is not a map gives the plain command event."""
+    fleet = registered()
+    fleet.start_command("c1", "web01", "gc_collect", {}, None, 100.0, 5.0)
+    _, _, [event] = fleet.command_result(env("result", body={"id": "c1", "status": "failed", "result": 3}), 101.0)
+    assert set(event.body) == {"id", "strategy", "params", "status", "operator", "timestamp", "error"}
 
 
 def test_command_result_from_another_host_is_ignored():
@@ -595,7 +616,7 @@ def test_max_hosts_refuses_new_hosts_and_counts_them():
     """Past max_hosts a new host's batch and register are dropped and counted as hosts_refused."""
     fleet = Fleet(FleetConfig(max_hosts=1))
     fleet.ingest(metrics(0, host="a"), now=1.0)
-    assert fleet.ingest(metrics(0, host="b"), now=1.0) == (None, ())
+    assert fleet.ingest(metrics(0, host="b"), now=1.0) == (None, (), False)
     assert fleet.register(env("register", host="c"), route=b"r", now=1.0) == []
     assert fleet.heartbeat(env("heartbeat", host="c"), route=b"r", now=1.0) == ([], True)
     assert list(fleet.hosts) == ["a"] and fleet.counters["hosts_refused"] == 2
@@ -631,14 +652,17 @@ def test_status_has_the_documented_shape():
     w1, w2 = status["hosts"]
     assert set(w2) == {"name", "alive", "last_seen", "first_seen", "boot", "health", "registered",
                        "info", "budget_violations", "recent_violations", "bottlenecks", "collectors",
-                       "counters", "bad_frame_reasons", "series"}
+                       "counters", "bad_frame_reasons", "series", "last_seq", "recent_commands"}
     assert (w2["alive"], w2["last_seen"], w2["first_seen"], w2["registered"]) == (True, 11.0, 10.0, True)
     assert [v["metric"] for v in w2["budget_violations"]] == ["cpu_percent"]
     assert w2["collectors"] == [{"kind": "cpu", "pid": 9, "restarts": 0, "state": None}]
     assert w2["series"] == 2 and w2["info"] == {"strategies": STRATEGIES}
     assert w1["registered"] is False and w1["bad_frame_reasons"] == {"bad_kind": 1}
-    assert set(w1["counters"]) == {"batches", "samples", "gaps", "missing_batches", "duplicates",
-                                   "bad_frames", "series_refused"}
+    assert set(w1["counters"]) == {"batches", "samples", "gaps", "backfilled", "lost_batches",
+                                   "missing_batches", "duplicates", "bad_frames", "series_refused"}
+    assert (w1["last_seq"], w2["last_seq"]) == (0, 0)
+    assert status["counters"] == {"bad_frames": 1, "hosts_refused": 0, "batches": 2, "samples": 4,
+                                  "backfilled": 0}
     assert status["bad_frame_reasons"] == {"bad_kind": 1}
 
 
@@ -659,16 +683,7 @@ def test_history_since_filters_by_timestamp():
     fleet = Fleet()
     for seq, ts in enumerate((1.0, 2.0, 3.0)):
         fleet.ingest(metrics(seq, ts=ts, values=(ts, 0.0)), now=ts)
-    assert fleet.history("web01", "cpu_percent", 2.0) == [(2.0, 2.0), (3.0, 3.0)]
-
-
-def test_metrics_of_gives_row_form_of_a_batch():
-    """metrics_of() expands a stored batch into JSON-ready rows."""
-    fleet = Fleet()
-    schema, _ = fleet.ingest(metrics(0, ts=5.0, values=(1.0, 2.0)), now=5.0)
-    rows = fleet.metrics_of(schema, 5.0, [1.0, 2.0])
-    assert [(r["name"], r["value"], r["labels"]) for r in rows] == \
-        [("cpu_percent", 1.0, {}), ("cpu_core_percent", 2.0, {"cpu": "0"})]
+    assert fleet.history("web01", "cpu_percent", 2.0) == [(2.0, 2.0, False), (3.0, 3.0, False)]
 
 
 def test_event_to_dict_puts_type_and_host_first_then_body():
@@ -676,3 +691,208 @@ def test_event_to_dict_puts_type_and_host_first_then_body():
     ev = Event("gap", "h", {"missing": 1}, "cpu")
     assert ev.to_dict() == {"type": "gap", "host": "h", "missing": 1}
     assert Event("host", "h", {}).category == "-"
+
+
+# ------------------------------------------------------------------ backfill and gaps
+def gap_fleet(**config):
+    """web01 (registered, alive for long) with seq 1 at ts 1 and seq 5 at ts 5: owes 2..4."""
+    config.setdefault("heartbeat_interval_s", 1000.0)
+    fleet = registered(Fleet(FleetConfig(**config)), now=10.0)
+    fleet.ingest(metrics(1, ts=1.0, values=(10.0, 0.0)), now=10.0)
+    fleet.ingest(metrics(5, ts=5.0, values=(20.0, 0.0)), now=10.0)
+    return fleet
+
+
+def test_backfilled_batch_is_stored_flagged_and_not_budget_checked_and_its_repeat_dropped():
+    """An owed seq is accepted as backfilled: flagged in history, no violation, counted; a repeat is a duplicate."""
+    fleet = gap_fleet()
+    assert fleet.backfill_requests == [("web01", "b1", 2, 4)]
+    schema, events, backfilled = fleet.ingest(metrics(3, ts=3.0, values=(99.0, 0.0)), now=11.0)
+    assert schema.category == "cpu" and list(events) == [] and backfilled is True
+    host = fleet.hosts["web01"]
+    assert host.active_violations == {} and host.recent_violations == deque()
+    assert fleet.history("web01", "cpu_percent", 0.0) == [(1.0, 10.0, False), (3.0, 99.0, True), (5.0, 20.0, False)]
+    assert fleet.latest(host) == {"cpu_percent": 20.0}          # analysis reads live samples only
+    assert host.last_ts == 5.0 and host.last_seen == 11.0
+    assert host.seq.missing == [[2, 2], [4, 4]]
+    c = fleet.status(11.0)["hosts"][0]["counters"]
+    assert (c["batches"], c["backfilled"], c["missing_batches"], c["duplicates"]) == (3, 1, 2, 0)
+    assert fleet.status(11.0)["counters"]["backfilled"] == 1
+    assert fleet.ingest(metrics(3, ts=3.0, values=(99.0, 0.0)), now=12.0) == (None, (), False)
+    assert host.counters["duplicates"] == 1 and host.counters["batches"] == 3
+    assert len(fleet.history("web01", "cpu_percent", 0.0)) == 3
+
+
+def test_filled_gap_is_forgotten_on_tick_without_events_or_requests():
+    """Once every owed seq arrived, tick drops the gap record and asks for nothing."""
+    fleet = gap_fleet()
+    fleet.backfill_requests.clear()
+    for seq in (2, 3, 4):
+        assert fleet.ingest(metrics(seq, ts=float(seq)), now=11.0)[2] is True
+    assert fleet.tick(20.0)[0] == []
+    host = fleet.hosts["web01"]
+    assert host.gaps == [] and fleet.backfill_requests == [] and host.counters["lost_batches"] == 0
+    assert [b for _, _, b in fleet.history("web01", "cpu_percent", 0.0)] == [False, True, True, True, False]
+
+
+def test_gap_is_asked_again_every_backfill_retry_s_for_what_is_still_missing():
+    """tick re-requests only the still-missing ranges, backfill_retry_s after the last request."""
+    fleet = gap_fleet(backfill_retry_s=3.0, backfill_timeout_s=30.0)
+    fleet.backfill_requests.clear()
+    fleet.ingest(metrics(3, ts=3.0), now=11.0)
+    assert fleet.tick(12.9)[0] == [] and fleet.backfill_requests == []
+    assert fleet.tick(13.0)[0] == []
+    assert fleet.backfill_requests == [("web01", "b1", 2, 2), ("web01", "b1", 4, 4)]
+    fleet.backfill_requests.clear()
+    fleet.tick(15.9)
+    assert fleet.backfill_requests == []
+    fleet.tick(16.0)
+    assert fleet.backfill_requests == [("web01", "b1", 2, 2), ("web01", "b1", 4, 4)]
+    assert fleet.hosts["web01"].gaps[0].asked == 16.0
+
+
+def test_dead_host_is_not_asked_again_but_its_gap_still_times_out():
+    """A host marked down gets no backfill requests; its gap is still given up at the timeout."""
+    fleet = gap_fleet(heartbeat_interval_s=1.0, backfill_retry_s=3.0, backfill_timeout_s=30.0)
+    fleet.backfill_requests.clear()
+    assert types(fleet.tick(14.0)[0]) == [("host", "down")]
+    fleet.tick(20.0)
+    assert fleet.backfill_requests == []
+    events = fleet.tick(40.0)[0]
+    assert [(e.type, e.body["first_seq"], e.body["last_seq"]) for e in events] == [("gap", 2, 4)]
+
+
+def test_gap_is_given_up_after_backfill_timeout_s_with_its_time_range():
+    """At backfill_timeout_s after detection, what is still missing becomes explicit gap events."""
+    fleet = gap_fleet(backfill_retry_s=3.0, backfill_timeout_s=30.0)
+    fleet.ingest(metrics(3, ts=3.0), now=11.0)
+    assert [e.type for e in fleet.tick(39.9)[0]] == []
+    fleet.backfill_requests.clear()
+    events = fleet.tick(40.0)[0]
+    assert [e.to_dict() for e in events] == [
+        {"type": "gap", "host": "web01", "first_seq": 2, "last_seq": 2, "missing": 1, "start": 1.0,
+         "end": 5.0, "timestamp": 40.0, "reason": "not in the agent's spool"},
+        {"type": "gap", "host": "web01", "first_seq": 4, "last_seq": 4, "missing": 1, "start": 1.0,
+         "end": 5.0, "timestamp": 40.0, "reason": "not in the agent's spool"}]
+    host = fleet.hosts["web01"]
+    c = fleet.status(40.0)["hosts"][0]["counters"]
+    assert (c["lost_batches"], c["missing_batches"], c["backfilled"], c["gaps"]) == (2, 0, 1, 1)
+    assert host.gaps == [] and fleet.backfill_requests == []
+    assert fleet.tick(80.0)[0] == []                                   # reported once
+    assert fleet.ingest(metrics(2, ts=2.0), now=81.0) == (None, (), False)   # too late: a duplicate
+    assert host.counters["duplicates"] == 1
+
+
+def test_backfill_unavailable_gives_up_at_once_on_the_named_range_only():
+    """The agent saying [first, last] is gone turns the owed part of it into gap events now."""
+    fleet = gap_fleet()
+    events = fleet.backfill_unavailable("web01", "b1", 1, 3, now=12.0)
+    assert [e.to_dict() for e in events] == [
+        {"type": "gap", "host": "web01", "first_seq": 2, "last_seq": 3, "missing": 2, "start": 1.0,
+         "end": 5.0, "timestamp": 12.0, "reason": "not in the agent's spool"}]
+    host = fleet.hosts["web01"]
+    assert host.seq.missing == [[4, 4]] and host.counters["lost_batches"] == 2
+    assert fleet.backfill_unavailable("web01", "b1", 2, 3, now=13.0) == []      # already given up
+    assert fleet.backfill_unavailable("web01", "other-boot", 4, 4, now=13.0) == []
+    assert fleet.backfill_unavailable("ghost", "b1", 4, 4, now=13.0) == []
+    assert host.seq.missing == [[4, 4]]
+    assert fleet.ingest(metrics(4, ts=4.0), now=14.0)[2] is True
+    assert fleet.tick(15.0)[0] == [] and host.gaps == []
+
+
+def test_boot_change_gives_up_the_old_boots_missing_ranges():
+    """A new boot id ends the old stream: what it still owed is reported lost, with its time range."""
+    fleet = gap_fleet()
+    schema, events, backfilled = fleet.ingest(metrics(1, ts=6.0, boot="b2"), now=12.0)
+    assert schema is not None and backfilled is False
+    assert [e.to_dict() for e in events] == [
+        {"type": "gap", "host": "web01", "first_seq": 2, "last_seq": 4, "missing": 3, "start": 1.0,
+         "end": 5.0, "timestamp": 12.0, "reason": "not in the agent's spool"}]
+    host = fleet.hosts["web01"]
+    c = fleet.status(12.0)["hosts"][0]["counters"]
+    assert (c["lost_batches"], c["missing_batches"], c["duplicates"]) == (3, 0, 0)
+    assert host.gaps == [] and fleet.tick(14.0)[0] == []
+
+
+def test_old_boots_gap_record_never_times_out_the_new_boots_gap():
+    """A gap of the new boot over the same seqs is chased for its own full timeout, with its own times."""
+    fleet = gap_fleet(backfill_timeout_s=30.0)                       # b1 owes 2..4, detected at 10
+    fleet.ingest(metrics(1, ts=6.0, boot="b2"), now=20.0)
+    fleet.ingest(metrics(5, ts=10.0, boot="b2"), now=25.0)           # b2 owes 2..4, detected at 25
+    assert fleet.tick(40.0)[0] == []
+    assert fleet.hosts["web01"].seq.missing == [[2, 4]]
+    events = fleet.tick(55.0)[0]
+    assert [(e.body["first_seq"], e.body["last_seq"], e.body["start"], e.body["end"]) for e in events] == \
+        [(2, 4, 6.0, 10.0)]
+
+
+def test_owed_ranges_past_max_ranges_are_given_up_oldest_first():
+    """More gaps than SeqTracker.max_ranges: the oldest owed range becomes a gap event at once."""
+    fleet = Fleet()
+    fleet.ingest(metrics(1, ts=1.0), now=1.0)
+    fleet.hosts["web01"].seq.max_ranges = 2
+    fleet.ingest(metrics(3, ts=3.0), now=3.0)
+    fleet.ingest(metrics(5, ts=5.0), now=5.0)
+    _, events, _ = fleet.ingest(metrics(7, ts=7.0), now=7.0)
+    assert [(e.body["first_seq"], e.body["start"], e.body["end"]) for e in events] == [(2, 1.0, 3.0)]
+    assert fleet.hosts["web01"].seq.missing == [[4, 4], [6, 6]]
+    assert fleet.backfill_requests == [("web01", "b1", 2, 2), ("web01", "b1", 4, 4), ("web01", "b1", 6, 6)]
+
+
+# ------------------------------------------------------------------ command rate limits
+def test_commands_over_the_per_host_rate_are_busy_until_tokens_refill():
+    """With 2 commands per host per minute, the third is busy; 30 s later one more is allowed."""
+    fleet = registered(Fleet(FleetConfig(commands_per_host_per_min=2, heartbeat_interval_s=1000.0)))
+    assert fleet.start_command("c1", "web01", "gc_collect", {}, None, 100.0, 5.0, "alice")[1] is None
+    assert fleet.start_command("c2", "web01", "gc_collect", {}, None, 100.0, 5.0, "bob")[1] is None
+    cmd, reply = fleet.start_command("c3", "web01", "gc_collect", {}, None, 100.0, 5.0, "carol")
+    assert cmd is None and reply == {
+        "id": "c3", "status": "busy",
+        "error": "busy: host 'web01' already had 2 commands in the last minute; try again later"}
+    assert "c3" not in fleet.commands.pending
+    assert fleet.start_command("c4", "web01", "gc_collect", {}, None, 129.9, 5.0, "carol")[1]["status"] == "busy"
+    assert fleet.start_command("c5", "web01", "gc_collect", {}, None, 160.0, 5.0, "carol")[1] is None
+    registered(fleet, host="web02", now=160.0)
+    assert fleet.start_command("c6", "web02", "gc_collect", {}, None, 160.0, 5.0, "carol")[1] is None
+
+
+def test_commands_over_the_per_operator_rate_are_busy_for_that_operator_only():
+    """With 1 command per operator per minute, alice's second is busy while bob's first goes through."""
+    fleet = registered(Fleet(FleetConfig(commands_per_operator_per_min=1)))
+    assert fleet.start_command("c1", "web01", "gc_collect", {}, None, 100.0, 5.0, "alice")[1] is None
+    cmd, reply = fleet.start_command("c2", "web01", "gc_collect", {}, None, 100.0, 5.0, "alice")
+    assert cmd is None and reply == {
+        "id": "c2", "status": "busy",
+        "error": "busy: operator 'alice' is over 1 commands per minute; try again later"}
+    assert fleet.start_command("c3", "web01", "gc_collect", {}, None, 100.0, 5.0, "bob")[1] is None
+    assert fleet.start_command("c4", "web01", "gc_collect", {}, None, 160.0, 5.0, "alice")[1] is None
+
+
+# ------------------------------------------------------------------ restart from persisted state
+def test_resumed_host_is_down_and_still_owed_its_missing_ranges():
+    """resume_host() restores a host as down, with its stream position and owed ranges to chase."""
+    fleet = Fleet(FleetConfig(heartbeat_interval_s=1000.0, backfill_retry_s=3.0, backfill_timeout_s=30.0))
+    fleet.resume_host("web01", "b1", 10, [(4, 5)], {"strategies": ["gc_collect"], "secret": 1},
+                      first_seen=1.0, last_seen=50.0, now=100.0)
+    host = fleet.hosts["web01"]
+    assert (host.alive, host.first_seen, host.last_seen, host.info) == (False, 1.0, 50.0, {"strategies": ["gc_collect"]})
+    assert (host.seq.boot, host.seq.last, host.seq.missing) == ("b1", 10, [[4, 5]])
+    status = fleet.status(100.0)["hosts"][0]
+    assert (status["last_seq"], status["counters"]["missing_batches"], status["alive"]) == (10, 2, False)
+    assert fleet.tick(101.0)[0] == [] and fleet.backfill_requests == []          # down: not asked
+    _, events, _ = fleet.ingest(metrics(11, ts=60.0), now=102.0)
+    assert types(events) == [("host", "up")] and host.counters["gaps"] == 0
+    fleet.tick(102.5)
+    assert fleet.backfill_requests == [("web01", "b1", 4, 5)]                   # asked at once when back
+    assert fleet.ingest(metrics(5, ts=55.0), now=103.0)[2] is True
+    events = fleet.tick(130.0)[0]
+    assert [e.to_dict() for e in events] == [
+        {"type": "gap", "host": "web01", "first_seq": 4, "last_seq": 4, "missing": 1, "start": None,
+         "end": 50.0, "timestamp": 130.0, "reason": "not in the agent's spool"}]
+
+
+def test_resume_host_past_max_hosts_is_ignored():
+    """A persisted host that does not fit under max_hosts is not restored."""
+    fleet = Fleet(FleetConfig(max_hosts=0))
+    fleet.resume_host("web01", "b1", 10, [], {}, 1.0, 2.0, 3.0)
+    assert fleet.hosts == {} and fleet.counters["hosts_refused"] == 1

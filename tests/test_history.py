@@ -27,12 +27,12 @@ def test_empty_ring_has_no_rows_and_no_last():
 
 
 def test_ring_columns_return_timestamped_values_oldest_first():
-    """column(i) is the (ts, value) history of series i, oldest first."""
+    """column(i) is the (ts, value, backfilled) history of series i, oldest first."""
     ring = BlockRing(schema(), capacity=4)
     ring.append(1.0, row(10.0, 20.0))
     ring.append(2.0, row(11.0, 21.0))
-    assert ring.column(0) == [(1.0, 10.0), (2.0, 11.0)]
-    assert ring.column(1) == [(1.0, 20.0), (2.0, 21.0)]
+    assert ring.column(0) == [(1.0, 10.0, False), (2.0, 11.0, False)]
+    assert ring.column(1) == [(1.0, 20.0, False), (2.0, 21.0, False)]
     assert ring.count == 2
 
 
@@ -42,7 +42,7 @@ def test_ring_wraps_around_keeping_the_newest_capacity_rows():
     for t in range(1, 8):
         ring.append(float(t), row(t * 10.0))
     assert ring.count == 3
-    assert ring.column(0) == [(5.0, 50.0), (6.0, 60.0), (7.0, 70.0)]
+    assert ring.column(0) == [(5.0, 50.0, False), (6.0, 60.0, False), (7.0, 70.0, False)]
     assert ring.last() == (7.0, row(70.0))
 
 
@@ -51,9 +51,9 @@ def test_ring_wraparound_at_exact_capacity_boundary():
     ring = BlockRing(schema(names=("a",)), capacity=2)
     ring.append(1.0, row(1.0))
     ring.append(2.0, row(2.0))
-    assert ring.column(0) == [(1.0, 1.0), (2.0, 2.0)]
+    assert ring.column(0) == [(1.0, 1.0, False), (2.0, 2.0, False)]
     ring.append(3.0, row(3.0))
-    assert ring.column(0) == [(2.0, 2.0), (3.0, 3.0)]
+    assert ring.column(0) == [(2.0, 2.0, False), (3.0, 3.0, False)]
 
 
 def test_ring_column_since_filters_inclusively():
@@ -61,7 +61,7 @@ def test_ring_column_since_filters_inclusively():
     ring = BlockRing(schema(names=("a",)), capacity=5)
     for t in (1.0, 2.0, 3.0):
         ring.append(t, row(t))
-    assert ring.column(0, since=2.0) == [(2.0, 2.0), (3.0, 3.0)]
+    assert ring.column(0, since=2.0) == [(2.0, 2.0, False), (3.0, 3.0, False)]
     assert ring.column(0, since=3.5) == []
 
 
@@ -75,9 +75,9 @@ def test_ring_last_returns_the_newest_row_of_every_series():
 
 
 def test_ring_memory_is_preallocated_at_8_bytes_per_sample():
-    """nbytes is 8 * capacity * (width + 1): one float64 per sample plus the timestamp column."""
+    """nbytes is 8 * capacity * (width + 1) + capacity: a float64 per sample, the timestamps, a flag byte per row."""
     ring = BlockRing(schema(names=tuple(f"m{i}" for i in range(100))), capacity=1000)
-    assert ring.nbytes == 8 * 1000 * 101
+    assert ring.nbytes == 8 * 1000 * 101 + 1000
     before = ring.nbytes
     ring.append(1.0, row(*range(100)))
     assert ring.nbytes == before  # written in place, never grown
@@ -105,9 +105,9 @@ def test_query_returns_one_series_across_rings_sorted_by_time():
     hist.ring_for(old).append(1.0, row(1.0, 9.0))
     hist.ring_for(new).append(2.0, row(2.0))
     hist.ring_for(old).append(3.0, row(3.0, 9.0))
-    assert hist.query("a") == [(1.0, 1.0), (2.0, 2.0), (3.0, 3.0)]
-    assert hist.query("a", since=2.0) == [(2.0, 2.0), (3.0, 3.0)]
-    assert hist.query("b") == [(1.0, 9.0), (3.0, 9.0)]
+    assert hist.query("a") == [(1.0, 1.0, False), (2.0, 2.0, False), (3.0, 3.0, False)]
+    assert hist.query("a", since=2.0) == [(2.0, 2.0, False), (3.0, 3.0, False)]
+    assert hist.query("b") == [(1.0, 9.0, False), (3.0, 9.0, False)]
     assert hist.query("missing") == []
 
 
@@ -116,7 +116,7 @@ def test_query_by_labelled_key():
     hist = SeriesHistory()
     s = schema("io", names=("disk_busy",), labels={"dev": "sda"})
     hist.ring_for(s).append(5.0, row(42.0))
-    assert hist.query("disk_busy{dev=sda}") == [(5.0, 42.0)]
+    assert hist.query("disk_busy{dev=sda}") == [(5.0, 42.0, False)]
     assert hist.query("disk_busy") == []
 
 
@@ -174,7 +174,7 @@ def test_refused_schema_does_not_evict_data_it_cannot_replace():
     io.append(1.0, row(1.0))
     assert hist.ring_for(schema("io", ("x", "y"))) is None
     assert hist.rings() == [cpu, io] and hist.series_count == 4
-    assert hist.query("x") == [(1.0, 1.0)]
+    assert hist.query("x") == [(1.0, 1.0, False)]
 
 
 def test_evicted_ring_is_marked_not_live():
@@ -194,5 +194,52 @@ def test_history_nbytes_and_samples_sum_over_rings():
     for t in range(15):
         ring.append(float(t), row(*([1.0] * 99)))
     assert hist.samples == 10 * 99
-    assert hist.nbytes == 8 * 10 * 100
+    assert hist.nbytes == 8 * 10 * 100 + 10
     assert hist.nbytes / hist.samples == pytest.approx(8.0, rel=0.02)
+
+
+# ------------------------------------------------------------------ backfilled rows
+def test_backfilled_rows_carry_their_flag_in_columns_and_queries():
+    """column() gives arrival order with the flag; query() sorts backfilled rows into time order."""
+    hist = SeriesHistory(capacity=5)
+    ring = hist.ring_for(schema(names=("a",)))
+    ring.append(1.0, row(1.0))
+    ring.append(4.0, row(4.0))
+    ring.append(2.0, row(2.0), backfilled=True)
+    ring.append(3.0, row(3.0), True)
+    assert ring.column(0) == [(1.0, 1.0, False), (4.0, 4.0, False), (2.0, 2.0, True), (3.0, 3.0, True)]
+    assert hist.query("a") == [(1.0, 1.0, False), (2.0, 2.0, True), (3.0, 3.0, True), (4.0, 4.0, False)]
+    assert hist.query("a", since=2.5) == [(3.0, 3.0, True), (4.0, 4.0, False)]
+
+
+def test_last_and_latest_skip_backfilled_rows_that_arrived_after_the_live_one():
+    """last() is the newest live row even when older backfilled rows were appended after it."""
+    hist = SeriesHistory(capacity=5)
+    ring = hist.ring_for(schema(names=("a",)))
+    ring.append(10.0, row(1.0))
+    ring.append(5.0, row(99.0), backfilled=True)
+    assert ring.last() == (10.0, row(1.0))
+    assert hist.latest() == {"a": (10.0, 1.0, "cpu", "%")}
+    ring.append(11.0, row(2.0))
+    assert ring.last() == (11.0, row(2.0))
+
+
+def test_last_with_only_backfilled_rows_is_the_newest_row():
+    """A ring that only ever got backfilled rows reports its newest row."""
+    ring = BlockRing(schema(names=("a",)), capacity=3)
+    ring.append(5.0, row(5.0), backfilled=True)
+    ring.append(6.0, row(6.0), backfilled=True)
+    assert ring.last() == (6.0, row(6.0))
+
+
+def test_last_never_returns_a_backfilled_row_that_overwrote_the_live_one():
+    """Once backfilled rows wrapped over the only live row, last() is the newest row, not a stale slot."""
+    ring = BlockRing(schema(names=("a",)), capacity=2)
+    ring.append(10.0, row(10.0))
+    ring.append(5.0, row(5.0), backfilled=True)
+    ring.append(6.0, row(6.0), backfilled=True)      # overwrites the live row
+    ring.append(7.0, row(7.0), backfilled=True)
+    assert ring.column(0) == [(6.0, 6.0, True), (7.0, 7.0, True)]
+    assert ring.last() == (7.0, row(7.0))
+    ring.append(12.0, row(12.0))
+    assert ring.last() == (12.0, row(12.0))
