@@ -23,7 +23,7 @@ def snapshot(now: float, samples: int) -> dict:
         "bad_frame_reasons": {"bad_schema": 3},
         "hosts": [{"name": "web01", "alive": True, "last_seen": now, "health": "warning", "series": 4,
                    "bottlenecks": [{"kind": "cpu_bound", "severity": "warning"}],
-                   "counters": {"gaps": 1, "backfilled_samples": 7},
+                   "counters": {"gaps": 1, "backfilled": 7, "lost_batches": 2},
                    "budget_violations": [{"metric": "cpu_percent", "severity": "warning"}]},
                   {"name": "db01", "alive": False, "last_seen": 5.0, "health": "good", "series": 0,
                    "counters": {"gaps": 0}}],
@@ -74,7 +74,8 @@ def test_collector_renders_hosts_budgets_and_health():
             'perfmesh_host_up{host="db01"} 0.0',
             'perfmesh_host_health{host="web01"} 1.0',
             'perfmesh_host_gaps_total{host="web01"} 1.0',
-            'perfmesh_host_backfilled_samples_total{host="web01"} 7.0',
+            'perfmesh_host_backfilled_total{host="web01"} 7.0',
+            'perfmesh_host_lost_batches_total{host="web01"} 2.0',
             'perfmesh_host_bottleneck{host="web01",kind="cpu_bound",severity="warning"} 1.0',
             'perfmesh_cpu_percent{category="cpu",cpu="",host="web01"} 90.0',
             'perfmesh_cpu_percent{category="cpu",cpu="0",host="web01"} 95.0',
@@ -119,7 +120,6 @@ def test_grafana_dashboard_queries_exported_metrics():
     exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
     used = {m for e in exprs for m in re.findall(r"perfmesh_[a-z0-9_]+", e)}
     snap = snapshot(100.0, 10)
-    snap["hosts"][0]["counters"]["missing_batches"] = 0
     c = SnapshotCollector(lambda host: LIMITS)
     c.update(snap, 100.0)
     c.count_events([Event("violation", "web01", {"metric": "m", "severity": "warning", "state": "firing"})])

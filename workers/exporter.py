@@ -15,10 +15,11 @@ What it exports:
   ``perfmesh_budget_remaining_ratio`` per window;
 - hosts: ``perfmesh_host_up``, ``perfmesh_host_last_seen_timestamp_seconds``,
   ``perfmesh_host_health``, ``perfmesh_host_bottleneck``, ``perfmesh_host_series`` and every
-  per-host counter as ``perfmesh_host_<counter>_total`` (batches, samples, gaps,
-  missing_batches, duplicates, bad_frames, backfilled samples when the fleet counts them, ...);
-- the aggregator itself: ``perfmesh_aggregator_*`` (ingest rate, samples, batches, bad frames
-  by reason, connected hosts, pending commands, snapshot age).
+  per-host counter as ``perfmesh_host_<counter>_total`` (batches, samples, gaps, backfilled,
+  lost_batches, duplicates, bad_frames, ...: whatever the fleet counts);
+- the aggregator itself: ``perfmesh_aggregator_*`` (ingest rate, every fleet counter as
+  ``perfmesh_aggregator_<counter>_total``, bad frames by reason, connected hosts, pending
+  commands, snapshot age).
 """
 
 from __future__ import annotations
@@ -117,10 +118,9 @@ class SnapshotCollector:
         hosts = snapshot.get("hosts", [])
         yield GaugeMetricFamily("perfmesh_aggregator_ingest_samples_per_second",
                                 "Samples ingested per second, between the last two snapshots", value=rate)
-        for key in ("samples", "batches", "bad_frames", "hosts_refused"):
-            if key in counters:
-                yield CounterMetricFamily(f"perfmesh_aggregator_{key}", f"Aggregator {key.replace('_', ' ')} since start",
-                                          value=counters[key])
+        for key, n in sorted(counters.items()):   # samples, batches, bad_frames, backfilled, ...
+            yield CounterMetricFamily(f"perfmesh_aggregator_{_BAD.sub('_', key)}",
+                                      f"Aggregator {key.replace('_', ' ')} since start", value=n)
         reasons = CounterMetricFamily("perfmesh_aggregator_bad_frames_by_reason",
                                       "Dropped frames by reason", labels=["reason"])
         for reason, n in sorted(snapshot.get("bad_frame_reasons", {}).items()):
