@@ -12,6 +12,22 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
+MAX_DEPTH = 16
+
+
+def _jsonable(value: Any, depth: int = 0) -> Any:
+    """Untrusted data as JSON-able data: keys become text, depth and odd types are cut short."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if depth >= MAX_DEPTH:
+        return "<nested too deep>"
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else repr(k): _jsonable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, depth + 1) for v in value]
+    return repr(value)[:200]
+
+
 class AuditLog:
     def __init__(self, path: str | os.PathLike, fsync: bool = True) -> None:
         self.path = Path(path)
@@ -20,7 +36,10 @@ class AuditLog:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
     def append(self, entry: dict[str, Any]) -> None:
-        line = json.dumps(entry, sort_keys=True, default=str) + "\n"
+        try:
+            line = json.dumps(entry, sort_keys=True, default=str) + "\n"
+        except (TypeError, ValueError, RecursionError):   # hostile params: bytes keys, deep nesting
+            line = json.dumps(_jsonable(entry), sort_keys=True) + "\n"
         os.write(self._fd, line.encode())
         if self.fsync:
             os.fsync(self._fd)

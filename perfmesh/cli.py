@@ -167,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse every remote command")
     g.add_argument("--allow", action="append", default=None, metavar="STRATEGY",
                    help="allow only these strategies (repeatable)")
+    g.add_argument("--spool-dir", default=None, metavar="DIR",
+                   help="keep the spool of recent batches on disk too (survives agent restarts)")
     g.add_argument("--state-dir", default=None, metavar="DIR",
                    help="audit log and command results (default ~/.local/state/perfmesh/agent-NAME)")
 
@@ -343,7 +345,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
     config = AgentConfig(endpoint=_endpoint(s["connect"], args, s), name=s["name"] or socket.gethostname(),
                          interval_s=s["interval_s"], heartbeat_s=s["heartbeat_s"], commands=s["commands"],
                          allow=tuple(s["allow"]) if s["allow"] else None,
-                         state_dir=Path(args.state_dir) if args.state_dir else None, **extra)
+                         state_dir=Path(args.state_dir) if args.state_dir else None,
+                         spool_dir=Path(args.spool_dir) if args.spool_dir else None, **extra)
     return main(config)
 
 

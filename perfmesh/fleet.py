@@ -13,15 +13,17 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from .analysis import Bottleneck, detect_bottlenecks, overall_health
-from .batch import BatchSchema, SchemaCache, batch_metrics, decode_batch
+from .batch import BatchSchema, SchemaCache, decode_batch
 from .budget import DEFAULT_BUDGETS, BudgetViolation, PerformanceBudget
 from .commands import CommandTracker, PendingCommand
 from .errors import WireError
 from .ratelimit import RateLimiter
+from .sequence import BACKFILL, DUPLICATE, SeqTracker
 from .history import DEFAULT_HISTORY_ROWS, SeriesHistory
 from .wire import Envelope
 
 EVENT_TYPES = ("metric", "violation", "bottleneck", "command", "host", "gap")
+REGISTER_KEYS = ("cpu_count", "memory_total_bytes", "platform", "python", "interval_s", "strategies", "commands")
 _BOTTLENECK_CATEGORY = {"cpu_bound": "cpu", "memory_pressure": "memory", "swap_thrashing": "memory",
                         "io_wait": "cpu", "disk_saturation": "io", "network_saturation": "network"}
 NO_EVENTS: tuple = ()
@@ -41,6 +43,18 @@ class Event:
 
 
 @dataclass
+class GapInfo:
+    """A detected gap: its seq range, the time range it covers, and when it was asked for."""
+
+    first: int
+    last: int
+    start_ts: float | None
+    end_ts: float
+    detected: float
+    asked: float
+
+
+@dataclass
 class HostState:
     name: str
     boot: str
@@ -53,13 +67,16 @@ class HostState:
     route: Any = None                      # the control socket's routing id of the agent
     info: dict[str, Any] = field(default_factory=dict)
     collectors: list[dict[str, Any]] = field(default_factory=list)
-    last_seq: int = -1
+    seq: SeqTracker = field(default_factory=SeqTracker)
+    last_ts: float | None = None
+    gaps: list[GapInfo] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=lambda: {
-        "batches": 0, "samples": 0, "gaps": 0, "missing_batches": 0, "duplicates": 0,
+        "batches": 0, "samples": 0, "gaps": 0, "backfilled": 0, "lost_batches": 0, "duplicates": 0,
         "bad_frames": 0, "series_refused": 0})
     bad_reasons: dict[str, int] = field(default_factory=dict)
     active_violations: dict[str, dict[str, Any]] = field(default_factory=dict)
     recent_violations: deque = field(default_factory=lambda: deque(maxlen=100))
+    recent_commands: deque = field(default_factory=lambda: deque(maxlen=50))
     bottlenecks: list[Bottleneck] = field(default_factory=list)
     last_auto_optimize: float = float("-inf")
 
@@ -76,9 +93,11 @@ class HostState:
             "registered": self.registered, "info": dict(self.info),
             "budget_violations": list(self.active_violations.values()),
             "recent_violations": list(self.recent_violations)[-10:],
+            "recent_commands": list(self.recent_commands)[-10:],
             "bottlenecks": [b.to_dict() for b in self.bottlenecks],
             "collectors": [dict(c) for c in self.collectors],
-            "counters": dict(self.counters), "bad_frame_reasons": dict(self.bad_reasons),
+            "counters": {**self.counters, "missing_batches": self.seq.missing_count},
+            "bad_frame_reasons": dict(self.bad_reasons), "last_seq": self.seq.last,
             "series": self.history.series_count,
         }
 
@@ -94,6 +113,8 @@ class FleetConfig:
     auto_optimize: bool = False
     auto_optimize_interval_s: float = 300.0
     command_timeout_s: float = 10.0
+    backfill_retry_s: float = 3.0
+    backfill_timeout_s: float = 30.0
     commands_per_host_per_min: float = 20.0
     commands_per_operator_per_min: float = 60.0
     # per-host limits (budgets per host group, from the config file); None: ``budgets``.
@@ -110,7 +131,8 @@ class Fleet:
         c = self.config
         self.host_limiter = RateLimiter(c.commands_per_host_per_min / 60.0, c.commands_per_host_per_min)
         self.operator_limiter = RateLimiter(c.commands_per_operator_per_min / 60.0, c.commands_per_operator_per_min)
-        self.counters = {"bad_frames": 0, "hosts_refused": 0, "batches": 0, "samples": 0}
+        self.counters = {"bad_frames": 0, "hosts_refused": 0, "batches": 0, "samples": 0, "backfilled": 0}
+        self.backfill_requests: list[tuple[str, str | None, int, int]] = []
         self.bad_reasons: dict[str, int] = {}
 
     # ----------------------------------------------------------------- hosts
@@ -127,6 +149,19 @@ class Fleet:
                                   else self.config.host_budgets(name)))
         return host
 
+    def resume_host(self, name: str, boot: str, last_seq: int, missing: list[tuple[int, int]],
+                    info: dict[str, Any], first_seen: float, last_seen: float, now: float) -> None:
+        """A host known from persisted state (after a restart): down until it speaks again,
+        and still owed whatever was missing when the state was written."""
+        host = self.host(name, boot, now)
+        if host is None:
+            return
+        host.first_seen, host.last_seen, host.alive = first_seen, last_seen, False
+        host.info = {k: v for k, v in info.items() if k in REGISTER_KEYS}
+        host.seq.resume(boot, last_seq, missing)
+        for a, b in missing:
+            host.gaps.append(GapInfo(a, b, None, last_seen, now, float("-inf")))
+
     def count_bad(self, reason: str, host: str | None = None) -> None:
         self.counters["bad_frames"] += 1
         self.bad_reasons[reason] = self.bad_reasons.get(reason, 0) + 1
@@ -142,8 +177,9 @@ class Fleet:
             events.append(Event("host", host.name, {"state": "up", "timestamp": now}))
 
     # ---------------------------------------------------------------- ingest
-    def ingest(self, env: Envelope, now: float) -> tuple[BatchSchema | None, list[Event] | tuple]:
-        """One metric batch. Returns its schema (None when dropped) and any events.
+    def ingest(self, env: Envelope, now: float) -> tuple[BatchSchema | None, list[Event] | tuple, bool]:
+        """One metric batch. Returns its schema (None when dropped), events, and whether it
+        filled a gap (backfilled).
 
         Raises WireError for a malformed body; the caller counts it.
         """
@@ -151,18 +187,22 @@ class Fleet:
         if host is None:
             host = self.host(env.host, env.boot, now)
             if host is None:
-                return None, NO_EVENTS
+                return None, NO_EVENTS, False
         schema, ts, values = decode_batch(env.body, self.schemas)
-        events: list[Event] | tuple = NO_EVENTS
-        if env.boot != host.boot:
-            host.boot, host.last_seq = env.boot, -1
-        seq, last = env.seq, host.last_seq
-        if seq != last + 1 and last >= 0:
-            if seq <= last:
-                host.counters["duplicates"] += 1
-                return None, NO_EVENTS
-            events = [self._gap(host, last + 1, seq - 1, now)]
-        host.last_seq = seq
+        old_boot = host.seq.boot
+        verdict, gap, given_up = host.seq.observe(env.boot, env.seq)
+        host.boot = env.boot
+        events: list[Event] | tuple = [self._lost(host, a, b, now) for a, b in given_up] if given_up else NO_EVENTS
+        if host.gaps and env.boot != old_boot:
+            host.gaps = []      # the old boot's records would match (and time out) the new boot's seqs
+        if verdict is DUPLICATE:
+            host.counters["duplicates"] += 1
+            return None, events, False
+        backfilled = verdict is BACKFILL
+        if gap is not None:
+            host.counters["gaps"] += 1
+            host.gaps.append(GapInfo(gap[0], gap[1], host.last_ts, ts, now, now))
+            self.backfill_requests.append((host.name, env.boot, gap[0], gap[1]))
         ring = schema.extra.get("ring")  # cache hit only for the host that owns it
         if (ring is None or not ring.live or ring.schema is not schema
                 or schema.extra.get("host") is not host):
@@ -170,9 +210,9 @@ class Fleet:
             if ring is None:
                 host.counters["series_refused"] += 1
                 self.count_bad("series_cap", host.name)
-                return None, events
+                return None, events, False
             schema.extra["ring"], schema.extra["host"] = ring, host
-        ring.append(ts, values)
+        ring.append(ts, values, backfilled)
         c = host.counters
         c["batches"] += 1
         c["samples"] += schema.width
@@ -183,6 +223,11 @@ class Fleet:
         if not host.alive:
             events = list(events)
             self._touch(host, now, events)
+        if backfilled:
+            c["backfilled"] += 1
+            f["backfilled"] += 1
+            return schema, events, True    # old samples: history only, no live budget checks
+        host.last_ts = ts
         budgeted = schema.extra.get("budgeted")
         if budgeted is None:
             budgeted = schema.extra["budgeted"] = [
@@ -192,13 +237,41 @@ class Fleet:
             ev = self._check_budget(host, schema.category, name, values[i], ts)
             if ev is not None:
                 events = [*events, ev]
-        return schema, events
+        return schema, events, False
 
-    def _gap(self, host: HostState, first: int, last: int, now: float) -> Event:
-        host.counters["gaps"] += 1
-        host.counters["missing_batches"] += last - first + 1
-        return Event("gap", host.name, {"first_seq": first, "last_seq": last,
-                                        "missing": last - first + 1, "timestamp": now})
+    def _lost(self, host: HostState, first: int, last: int, now: float) -> Event:
+        """An explicit gap: batches [first, last] will never arrive."""
+        info = next((g for g in host.gaps if g.first <= first and last <= g.last), None)
+        host.counters["lost_batches"] += last - first + 1
+        return Event("gap", host.name, {
+            "first_seq": first, "last_seq": last, "missing": last - first + 1,
+            "start": info.start_ts if info else None, "end": info.end_ts if info else None,
+            "timestamp": now, "reason": "not in the agent's spool"})
+
+    def backfill_unavailable(self, host_name: str, boot: str, first: int, last: int,
+                             now: float) -> list[Event]:
+        """The agent says [first, last] is no longer in its spool."""
+        host = self.hosts.get(host_name)
+        if host is None or host.seq.boot != boot:
+            return []
+        return [self._lost(host, a, b, now) for a, b in host.seq.give_up(first, last)]
+
+    def _chase_gaps(self, host: HostState, now: float) -> list[Event]:
+        """Ask again for what is still missing; give up after ``backfill_timeout_s``."""
+        events: list[Event] = []
+        c = self.config
+        for g in list(host.gaps):
+            still = [(a, b) for a, b in host.seq.missing if a <= g.last and b >= g.first]
+            if not still:
+                host.gaps.remove(g)
+            elif now - g.detected >= c.backfill_timeout_s:
+                for a, b in still:
+                    events.extend(self._lost(host, x, y, now) for x, y in host.seq.give_up(a, b))
+                host.gaps.remove(g)
+            elif now - g.asked >= c.backfill_retry_s and host.alive:
+                g.asked = now
+                self.backfill_requests.extend((host.name, host.seq.boot, a, b) for a, b in still)
+        return events
 
     def _check_budget(self, host: HostState, category: str, name: str, value: float,
                       ts: float) -> Event | None:
@@ -224,12 +297,8 @@ class Fleet:
             return []
         body = env.body if isinstance(env.body, dict) else {}
         events: list[Event] = []
-        if env.boot != host.boot:
-            host.boot, host.last_seq = env.boot, -1
-        host.route, host.registered = route, True
-        host.info = {k: body[k] for k in ("cpu_count", "memory_total_bytes", "platform",
-                                          "python", "interval_s", "strategies", "commands")
-                     if k in body}
+        host.boot, host.route, host.registered = env.boot, route, True
+        host.info = {k: body[k] for k in REGISTER_KEYS if k in body}
         strategies = host.info.get("strategies")
         if strategies is not None and not (isinstance(strategies, list)
                                            and all(type(s) is str for s in strategies)):
@@ -267,6 +336,8 @@ class Fleet:
                                                         "last_seen": host.last_seen}))
                 continue
             events.extend(self._analyse(host, now))
+            if host.gaps:
+                events.extend(self._chase_gaps(host, now))
             cmd = self._auto_optimize(host, now)
             if cmd is not None:
                 to_send.append(cmd)
@@ -356,10 +427,15 @@ class Fleet:
         return cmd, result, [self._command_event(cmd, result, now)]
 
     def _command_event(self, cmd: PendingCommand, result: dict, now: float) -> Event:
-        return Event("command", cmd.host, {"id": cmd.id, "strategy": cmd.strategy,
-                                           "params": cmd.params, "status": result["status"],
-                                           "operator": cmd.operator, "timestamp": now,
-                                           "error": result.get("error")})
+        body = {"id": cmd.id, "strategy": cmd.strategy, "params": cmd.params, "status": result["status"],
+                "operator": cmd.operator, "timestamp": now, "error": result.get("error")}
+        inner = result.get("result")
+        if isinstance(inner, dict):
+            body.update({k: inner.get(k) for k in ("verdict", "improvement", "duration_ms", "rolled_back")})
+        host = self.hosts.get(cmd.host)
+        if host is not None:
+            host.recent_commands.append(body)
+        return Event("command", cmd.host, body)
 
     # --------------------------------------------------------------- query
     def status(self, now: float) -> dict[str, Any]:
@@ -367,12 +443,10 @@ class Fleet:
                 "counters": dict(self.counters), "bad_frame_reasons": dict(self.bad_reasons),
                 "pending_commands": len(self.commands.pending)}
 
-    def history(self, host_name: str, key: str, since: float) -> list[tuple[float, float]]:
+    def history(self, host_name: str, key: str, since: float) -> list[tuple[float, float, bool]]:
         host = self.hosts.get(host_name)
         return host.history.query(key, since) if host else []
 
-    def metrics_of(self, schema: BatchSchema, ts: float, values: Iterable[float]) -> list[dict]:
-        return batch_metrics(schema, ts, values)  # type: ignore[arg-type]
 
 
 def _collectors(raw: Any) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ DEFAULT_HISTORY_ROWS = 1000
 
 
 class BlockRing:
-    __slots__ = ("schema", "capacity", "width", "_ts", "_values", "_next", "count", "live")
+    __slots__ = ("schema", "capacity", "width", "_ts", "_values", "_flags", "_next", "_latest", "count", "live")
 
     def __init__(self, schema: BatchSchema, capacity: int = DEFAULT_HISTORY_ROWS) -> None:
         self.schema = schema
@@ -25,15 +25,22 @@ class BlockRing:
         self.width = schema.width
         self._ts = array("d", bytes(8 * capacity))
         self._values = array("d", bytes(8 * capacity * self.width))
+        self._flags = bytearray(capacity)      # 1: the row was backfilled
         self._next = 0
+        self._latest = -1                      # newest live (not backfilled) row
         self.count = 0
         self.live = True   # False once evicted from its SeriesHistory
 
-    def append(self, ts: float, values: array) -> None:
+    def append(self, ts: float, values: array, backfilled: bool = False) -> None:
         i = self._next
         self._ts[i] = ts
         w = self.width
         self._values[i * w:(i + 1) * w] = values
+        self._flags[i] = backfilled
+        if not backfilled:
+            self._latest = i
+        elif i == self._latest:
+            self._latest = -1                  # the live row was overwritten: fall back to the newest
         self._next = (i + 1) % self.capacity
         if self.count < self.capacity:
             self.count += 1
@@ -42,19 +49,21 @@ class BlockRing:
         start = (self._next - self.count) % self.capacity
         return ((start + k) % self.capacity for k in range(self.count))
 
-    def column(self, index: int, since: float = float("-inf")) -> list[tuple[float, float]]:
-        ts, vals, w = self._ts, self._values, self.width
-        return [(ts[r], vals[r * w + index]) for r in self._rows() if ts[r] >= since]
+    def column(self, index: int, since: float = float("-inf")) -> list[tuple[float, float, bool]]:
+        """(timestamp, value, backfilled) of one series, in arrival order."""
+        ts, vals, flags, w = self._ts, self._values, self._flags, self.width
+        return [(ts[r], vals[r * w + index], bool(flags[r])) for r in self._rows() if ts[r] >= since]
 
     def last(self) -> tuple[float, array] | None:
+        """The newest live row (backfilled rows are older by nature)."""
+        r = self._latest if self._latest >= 0 else (self._next - 1) % self.capacity
         if not self.count:
             return None
-        r = (self._next - 1) % self.capacity
         return self._ts[r], self._values[r * self.width:(r + 1) * self.width]
 
     @property
     def nbytes(self) -> int:
-        return self._ts.itemsize * len(self._ts) + self._values.itemsize * len(self._values)
+        return self._ts.itemsize * len(self._ts) + self._values.itemsize * len(self._values) + len(self._flags)
 
 
 class SeriesHistory:
@@ -95,8 +104,9 @@ class SeriesHistory:
     def rings(self) -> list[BlockRing]:
         return list(self._rings.values())
 
-    def query(self, key: str, since: float = float("-inf")) -> list[tuple[float, float]]:
-        out: list[tuple[float, float]] = []
+    def query(self, key: str, since: float = float("-inf")) -> list[tuple[float, float, bool]]:
+        """(timestamp, value, backfilled) of one series across its schemas, by time."""
+        out: list[tuple[float, float, bool]] = []
         for ring in self._rings.values():
             idx = ring.schema.index_of(key)
             if idx is not None:

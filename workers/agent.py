@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import platform
 import shutil
@@ -11,7 +12,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -23,6 +23,7 @@ from perfmesh import wire
 from perfmesh.audit import AuditLog
 from perfmesh.errors import InvalidParameterError, PerfmeshError, UnknownStrategyError, WireError
 from perfmesh.optimization import OptimizationEngine
+from perfmesh.spool import Spool
 
 from .loop import Loop, RateLimitedLog
 from .supervisor import Supervisor
@@ -31,6 +32,7 @@ from .transport import Endpoint, default_state_dir, make_socket
 
 log = logging.getLogger("perfmesh.agent")
 SPOOL_SECONDS = 600
+MAX_BACKFILL = 5000           # batches answered per request; the aggregator asks again for more
 BATCHES_PER_TICK = 4          # cpu, memory, disk, network
 
 
@@ -44,6 +46,8 @@ class AgentConfig:
     commands: bool = True
     allow: tuple[str, ...] | None = None       # None: every registered strategy
     state_dir: Path | None = None              # None: default_state_dir("agent-NAME")
+    spool_dir: Path | None = None              # None: the spool lives in memory only
+    spool_seconds: float = SPOOL_SECONDS
 
 
 class CommandRunner:
@@ -79,13 +83,16 @@ class Agent:
     def __init__(self, config: AgentConfig, engine: OptimizationEngine | None = None) -> None:
         self.config = config
         self.engine = engine or OptimizationEngine()
-        self.boot = uuid.uuid4().hex
-        self.seq = 0
+        capacity = math.ceil(config.spool_seconds / config.interval_s) * BATCHES_PER_TICK
+        self.spool = Spool(capacity, config.spool_dir)
+        for note in self.spool.repairs:
+            log.warning("spool repaired: %s", note)
+        self.boot = self.spool.boot          # same stream id across restarts with a spool dir
+        self.seq = self.spool.last_seq
         self.ctx = zmq.Context()
         self.tmpdir = tempfile.mkdtemp(prefix="perfmesh-agent-")
         self.local_url = f"ipc://{self.tmpdir}/collectors"
         self.wake_url = f"inproc://wake-{self.boot}"
-        self.spool: deque = deque(maxlen=int(SPOOL_SECONDS / config.interval_s) * BATCHES_PER_TICK)
         self.state_dir = Path(config.state_dir or default_state_dir(f"agent-{config.name}"))
         self.audit = AuditLog(self.state_dir / "audit.log")
         self.done: OrderedDict[str, dict] = OrderedDict()
@@ -96,15 +103,15 @@ class Agent:
         self.aggregator_alive = True
         self.warn = RateLimitedLog()
         self.counters = {"batches_forwarded": 0, "bad_local_frames": 0, "bad_control_frames": 0,
-                         "commands_run": 0, "commands_refused": 0}
+                         "commands_run": 0, "commands_refused": 0, "batches_backfilled": 0}
 
         self.local = make_socket(self.ctx, zmq.SUB, heartbeat_ms=0)
         self.local.setsockopt(zmq.SUBSCRIBE, b"")
         self.local.bind(self.local_url)
         self.wake = make_socket(self.ctx, zmq.PULL, heartbeat_ms=0)
         self.wake.bind(self.wake_url)
-        self.pub = make_socket(self.ctx, zmq.PUB, hwm=100_000)
-        self.control = make_socket(self.ctx, zmq.DEALER, hwm=1000,
+        self.pub = make_socket(self.ctx, zmq.PUB, hwm=1000)   # the spool, not the socket, holds history
+        self.control = make_socket(self.ctx, zmq.DEALER, hwm=capacity + 1000,
                                    routing_id=f"{config.name}/{self.boot}".encode())
         secure_client(config.endpoint, self.pub, self.control)
         self.pub.connect(config.endpoint.url("ingest"))
@@ -151,7 +158,7 @@ class Agent:
                 continue
             self.seq += 1
             frame = wire.encode("metrics", self.config.name, self.boot, self.seq, time.time(), body)
-            self.spool.append((self.seq, frame))
+            self.spool.append(self.seq, frame)
             self.pub.send_multipart([wire.topic("metric", self.config.name), frame])
             self.counters["batches_forwarded"] += 1
 
@@ -170,11 +177,32 @@ class Agent:
                 env = wire.decode(frame)
                 if env.kind == "command":
                     self.on_command(env.body)
+                elif env.kind == "backfill":
+                    self.on_backfill(env.body)
                 elif env.kind == "reply" and isinstance(env.body, dict) and env.body.get("register"):
                     self.register()
             except WireError as exc:
                 self.counters["bad_control_frames"] += 1
                 self.warn.warning("control", f"bad frame from the aggregator: {exc}")
+
+    def on_backfill(self, body: Any) -> None:
+        """Resend what the aggregator missed, in order; say which part is gone."""
+        if not isinstance(body, dict) or not all(type(body.get(k)) is int for k in ("first", "last")):
+            raise WireError("bad_body", "a backfill body must be a map with integer first and last")
+        first, last = body["first"], min(body["last"], self.seq)
+        if body.get("boot") != self.boot:
+            missing = [(first, last)]
+        else:
+            found, missing = self.spool.get_range(first, min(last, first + MAX_BACKFILL - 1))
+            for _, frame in found:
+                try:
+                    self.control.send(frame, zmq.NOBLOCK)
+                except zmq.Again:
+                    self.warn.warning("backfill_full", "control queue full while backfilling; the aggregator will ask again")
+                    return
+            self.counters["batches_backfilled"] += len(found)
+        for a, b in missing:
+            self._send_control("reply", {"backfill_missing": [a, b], "boot": body.get("boot")})
 
     def on_command(self, body: Any) -> None:
         if not isinstance(body, dict) or type(body.get("id")) is not str or len(body["id"]) > 128:
@@ -266,6 +294,7 @@ class Agent:
         for sock in (self.local, self.wake, self.pub, self.control):
             sock.close(0)
         self.audit.close()
+        self.spool.close()
         self.ctx.term()
         shutil.rmtree(self.tmpdir, ignore_errors=True)
 

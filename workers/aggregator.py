@@ -18,6 +18,7 @@ from perfmesh.errors import ConfigError, WireError
 from perfmesh.fleet import Event, Fleet, FleetConfig
 
 from .loop import Loop, RateLimitedLog
+from .persist import Persistence
 from .security import Authenticator, check_libzmq, load_secret, make_server
 from .transport import Endpoint, bind, default_state_dir, is_loopback, make_socket
 
@@ -68,8 +69,12 @@ class Aggregator:
         self.auth: Authenticator | None = None
         self.server_keys = None
         self.sockets: list[zmq.Socket] = []
+        self._stream_bound = True
         self.audit = AuditLog(Path(config.data_dir) / "audit.log")
+        self.persist: Persistence | None = None
         try:
+            self.persist = Persistence(Path(config.data_dir) / "perfmesh.db")
+            self._resume()
             self._secure(config)
             self.ingest = self._socket(zmq.SUB, "ingest", hwm=1_000_000)
             self.ingest.setsockopt(zmq.SUBSCRIBE, b"")
@@ -79,6 +84,21 @@ class Aggregator:
         except Exception:
             self.close()
             raise
+
+    def _resume(self) -> None:
+        """Hosts, their last sequence numbers and outstanding gaps from the state file."""
+        now = time.time()
+        for h in self.persist.resume_points():
+            self.fleet.resume_host(h["name"], h["boot"], h["last_seq"], h["missing"], h["info"],
+                                   h["first_seen"], h["last_seen"], now)
+        if self.fleet.hosts:
+            log.info("resumed %d hosts from %s", len(self.fleet.hosts), self.persist.store.path)
+
+    def _persist_hosts(self) -> None:
+        if self.persist is None:
+            return
+        rows = [(h.name, dict(h.info), h.first_seen, h.last_seen, h.boot) for h in self.fleet.hosts.values()]
+        self.persist.call(lambda store: [store.upsert_host(*r) for r in rows])
 
     def _secure(self, config: AggregatorConfig) -> None:
         """CURVE + ZAP when a keys folder is given; otherwise loopback only unless --insecure."""
@@ -118,10 +138,32 @@ class Aggregator:
                 self.loop.forget(old)
             self.sockets.remove(old)
             old.close(0)
-            self.stream = self._socket(zmq.XPUB, "stream", hwm=self.config.stream_hwm)
+            self.stream = make_socket(self.ctx, zmq.XPUB, hwm=self.config.stream_hwm)
+            make_server(self.stream, self.server_keys, SOCKET_DOMAINS["stream"])
+            self.sockets.append(self.stream)
             if self.loop is not None:
                 self.loop.on_readable(self.stream, self.on_stream)
+            self._stream_bound = False
             log.info("stream socket rebound: a subscriber key was removed")
+        if not self._stream_bound:
+            self._bind_stream()
+
+    def _bind_stream(self, wait_s: float = 1.0) -> None:
+        """Bind the new stream socket; the old one's listener closes asynchronously, so the
+        port may be busy for a moment. Until bound, the stream just drops (retried each second)."""
+        url = self.config.endpoint.url("stream")
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                self.stream.bind(url)
+            except zmq.ZMQError as exc:
+                if exc.errno == zmq.EADDRINUSE and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                    continue
+                self.warn.warning("stream_bind", f"cannot bind the stream at {url} yet: {exc}; retrying")
+                return
+            self._stream_bound = True
+            return
 
     # --------------------------------------------------------------- output
     def publish(self, events: list[Event] | tuple) -> None:
@@ -129,11 +171,24 @@ class Aggregator:
             return
         for sink in self.sinks:
             sink.on_events(list(events), time.time())
+        self._persist_events(events)
         for ev in events:
             self.stream_seq += 1
             body = {**ev.to_dict(), "category": ev.category}
             frame = wire.encode("event", NAME, self.boot, self.stream_seq, time.time(), body)
             self._send_stream(wire.topic(ev.type, ev.host, ev.category), frame)
+
+    def _persist_events(self, events: list[Event] | tuple) -> None:
+        for ev in events:
+            if ev.type == "violation":
+                record = {**ev.body, "host": ev.host}
+                self.persist.call(lambda store, r=record: store.add_violation(r["host"], r))
+            elif ev.type == "gap":
+                b, host = ev.body, self.fleet.hosts.get(ev.host)
+                boot = host.boot if host is not None else ""
+                self.persist.call(lambda store, b=b, h=ev.host, boot=boot: store.add_gap(
+                    h, boot, b["first_seq"], b["last_seq"], b.get("start") or 0.0, b.get("end") or 0.0,
+                    b.get("reason", "")))
 
     def _send_stream(self, topic: bytes, frame: bytes) -> None:
         try:
@@ -170,18 +225,39 @@ class Aggregator:
                 host = env.host
                 if env.kind != "metrics":
                     raise WireError("bad_kind", f"ingest accepts metrics only, got {env.kind!r}")
-                schema, events = fleet.ingest(env, now)
+                self._accept(env, frame, now)
             except WireError as exc:
                 fleet.count_bad(exc.reason, host)
                 self.warn.warning(exc.reason, f"dropped a bad ingest frame: {exc}")
-                continue
-            if schema is not None:
+        self._request_backfill()
+
+    def _accept(self, env: wire.Envelope, frame: bytes, now: float) -> None:
+        """A validated metric batch: history, budgets, the stream (live ones), the store."""
+        schema, events, backfilled = self.fleet.ingest(env, now)
+        if schema is not None:
+            if not backfilled:
+                host = env.host
                 topic = schema.extra.get(("topic", host))
                 if topic is None:
                     topic = schema.extra[("topic", host)] = wire.topic("metric", host, schema.category)
                 self._send_stream(topic, frame)
-            if events:
-                self.publish(events)
+            body = env.body
+            self.persist.put((env.host, env.boot, env.seq, schema.raw, body["ts"], body["values"], backfilled))
+        if events:
+            self.publish(events)
+
+    def _request_backfill(self) -> None:
+        requests, self.fleet.backfill_requests = self.fleet.backfill_requests, []
+        for request in requests:
+            host_name, boot, first, last = request
+            host = self.fleet.hosts.get(host_name)
+            if host is None:
+                continue
+            if host.route is None:      # not registered yet (we just restarted): ask once it is
+                if len(self.fleet.backfill_requests) < 10_000:
+                    self.fleet.backfill_requests.append(request)
+                continue
+            self._reply(self.control, host.route, "backfill", {"boot": boot, "first": first, "last": last})
 
     def _check_sender(self, who: tuple[str, str] | None, env: wire.Envelope) -> None:
         """An agent may speak only in the name its key is filed under."""
@@ -222,20 +298,30 @@ class Aggregator:
                 if self.auth is not None:
                     self._check_sender(who, env)
                 host = env.host
-                self._control_message(route, env, now)
+                self._control_message(route, env, frame, now)
             except WireError as exc:
                 self.fleet.count_bad(exc.reason, host)
                 self.warn.warning("control", f"dropped a bad control frame: {exc}")
+        self._request_backfill()
 
-    def _control_message(self, route: bytes, env: wire.Envelope, now: float) -> None:
+    def _control_message(self, route: bytes, env: wire.Envelope, frame: bytes, now: float) -> None:
         if env.kind == "register":
             self.publish(self.fleet.register(env, route, now))
+            self._persist_hosts()
             self._reply(self.control, route, "heartbeat", {"registered": True})
         elif env.kind == "heartbeat":
             events, must_register = self.fleet.heartbeat(env, route, now)
             self.publish(events)
             self._reply(self.control, route, "reply" if must_register else "heartbeat",
                         {"register": True} if must_register else {})
+        elif env.kind == "metrics":        # backfill answers come over the reliable channel
+            self._accept(env, frame, now)
+        elif env.kind == "reply":
+            body = env.body
+            missing = body.get("backfill_missing") if isinstance(body, dict) else None
+            if not (isinstance(missing, list) and len(missing) == 2 and all(type(x) is int for x in missing)):
+                raise WireError("bad_body", "a reply on control must carry backfill_missing [first, last]")
+            self.publish(self.fleet.backfill_unavailable(env.host, str(body.get("boot")), missing[0], missing[1], now))
         elif env.kind == "result":
             cmd, result, events = self.fleet.command_result(env, now)
             if cmd is not None:
@@ -244,7 +330,7 @@ class Aggregator:
                     self._reply(self.api, cmd.origin, "reply", result)
             self.publish(events)
         else:
-            raise WireError("bad_kind", f"control accepts register, heartbeat and result, got {env.kind!r}")
+            raise WireError("bad_kind", f"control accepts register, heartbeat, metrics, reply and result, got {env.kind!r}")
 
     # ------------------------------------------------------------------ api
     def on_api(self) -> None:
@@ -275,14 +361,16 @@ class Aggregator:
             host, key, since = body.get("host"), body.get("key"), body.get("since", 0.0)
             if type(host) is not str or type(key) is not str or not isinstance(since, (int, float)):
                 raise WireError("bad_body", "history needs host (str), key (str), since (number)")
-            samples = self.fleet.history(host, key, float(since))
+            samples = self.persist.reader.query(host, key, float(since))
             self._reply(self.api, route, "reply", {"status": "ok", "samples": samples})
         elif op == "command":
             role, name = who
             if role not in ("", "operators"):
-                self._reply(self.api, route, "reply", {
-                    "id": body.get("id"), "status": "refused",
-                    "error": f"forbidden: key {name!r} has role {role}; only operators may send commands"})
+                error = f"forbidden: key {name!r} has role {role}; only operators may send commands"
+                self._audit("command", now, id=body.get("id"), operator=name, role=role, host=body.get("host"),
+                            strategy=body.get("strategy"), params=body.get("params"), outcome="forbidden",
+                            error=error)
+                self._reply(self.api, route, "reply", {"id": body.get("id"), "status": "refused", "error": error})
                 return
             self._command(route, body, now, name or str(body.get("operator", ""))[:64])
         else:
@@ -327,6 +415,7 @@ class Aggregator:
             self._audit("command", time.time(), id=cmd.id, operator=cmd.operator, host=cmd.host,
                         strategy=cmd.strategy, params=cmd.params, outcome="sent")
             self._send_command(cmd)
+        self._request_backfill()
         for cmd, result in answers:
             self._audit_result(cmd, result, time.time())
             if cmd.origin is not None:
@@ -359,6 +448,7 @@ class Aggregator:
         loop.on_readable(self.stream, self.on_stream)
         loop.every(0.25, self.on_tick)
         loop.every(1.0, self.on_reload_keys)
+        loop.every(10.0, self._persist_hosts)
         loop.every(self.config.snapshot_interval_s, self.on_snapshot)
         try:
             loop.run()
@@ -372,6 +462,9 @@ class Aggregator:
             sock.close(0)
         if self.auth is not None:
             self.auth.stop()
+        if self.persist is not None:
+            self._persist_hosts()
+            self.persist.close()
         self.audit.close()
         self.ctx.term()
 

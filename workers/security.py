@@ -179,11 +179,14 @@ class Authenticator:
         return None
 
     def _run(self) -> None:
+        sock = None
         try:
             sock = self.ctx.socket(zmq.REP)
             sock.linger = 0
             sock.bind(ZAP_ENDPOINT)
         except zmq.ZMQError as exc:
+            if sock is not None:
+                sock.close(0)       # else the context's term() would wait for it forever
             self._error = exc
             self._ready.set()
             return
