@@ -294,11 +294,17 @@ def cmd_aggregator(args: argparse.Namespace) -> int:
     return main(AggregatorConfig(endpoint=Endpoint(s["bind"], s["port"]), fleet=fleet,
                                  snapshot_interval_s=s["snapshot_interval_s"],
                                  keys_dir=Path(keys_dir) if keys_dir else None, insecure=insecure,
+                                 raw_window_s=cfg.retention.raw_window_s,
+                                 **_retention(cfg.retention.rollups),
                                  **_data_dir(args.data or cfg.retention.data_dir)), sinks)
 
 
 def _data_dir(path: str | None) -> dict[str, Any]:
     return {"data_dir": Path(path)} if path else {}
+
+
+def _retention(rollups: Any) -> dict[str, Any]:
+    return {"rollup_retention_s": rollups[0].keep_s} if rollups else {}
 
 
 def _aggregator_sinks(cfg: Any, settings: dict[str, Any], args: argparse.Namespace,

@@ -200,6 +200,7 @@ AGENT_FIELDS: dict[str, Check] = {
     "allow": _list_of(_matching(_STRATEGY_RE, ""), "strategy names"),
     "kinds": _list_of(_one_of(AGENT_KINDS), f"collector kinds ({', '.join(AGENT_KINDS)})", False),
 }
+ROLLUP_STEP_S = 60
 ROLLUP_FIELDS: dict[str, Check] = {"step_s": _number(0, above=True), "keep_s": _number(0, above=True)}
 RETENTION_FIELDS: dict[str, Check] = {
     "history_rows": _integer(1),
@@ -277,6 +278,12 @@ def check(raw: Any) -> list[ConfigIssue]:
                 if _is_number(r.get("step_s")) and _is_number(r.get("keep_s")) and r["keep_s"] < r["step_s"]:
                     c.add(f"retention.rollups[{i}].keep_s",
                           f"is {r['keep_s']}; expected at least step_s ({r['step_s']})")
+                if _is_number(r.get("step_s")) and r["step_s"] != ROLLUP_STEP_S:
+                    c.add(f"retention.rollups[{i}].step_s",
+                          f"is {r['step_s']}; expected {ROLLUP_STEP_S} (the store keeps per-minute rollups)")
+            if len(retention["rollups"]) > 1:
+                c.add("retention.rollups", f"has {len(retention['rollups'])} levels; expected one "
+                      f"(step_s = {ROLLUP_STEP_S}); longer history belongs in Prometheus")
     if "budgets" in raw:
         c.limits(raw["budgets"], "budgets")
     groups = raw.get("groups", {})
@@ -557,9 +564,8 @@ kinds = ["cpu", "memory", "io"]                     # collectors to run
 history_rows = 1000            # in-memory samples per series
 data_dir = "/var/lib/perfmesh" # SQLite state
 raw_window_s = 86400           # keep raw samples one day
-rollups = [                    # then averages: 1 minute for a week, 1 hour for 90 days
-  { step_s = 60, keep_s = 604800 },
-  { step_s = 3600, keep_s = 7776000 },
+rollups = [                    # then per-minute averages (min, max, count kept) for 30 days
+  { step_s = 60, keep_s = 2592000 },
 ]
 
 [budgets]                      # limits for every host (defaults apply to names left out)

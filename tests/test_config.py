@@ -24,7 +24,7 @@ def test_example_passes_check_and_parses():
     cfg = parse(raw)
     assert cfg.aggregator["metrics_listen"] == "127.0.0.1:9790"
     assert cfg.agent["server_key"] == "/etc/perfmesh/keys/aggregator.key"
-    assert cfg.retention.rollups[0] == config.Rollup(60.0, 604800.0)
+    assert cfg.retention.rollups == (config.Rollup(60.0, 2592000.0),)
     assert cfg.retention.data_dir == "/var/lib/perfmesh"
     [cpu, disk] = cfg.alerts
     assert (cpu.warning, cpu.critical, cpu.for_samples, cpu.for_s, cpu.clear, cpu.repeat_s) == \
@@ -82,7 +82,9 @@ def test_every_error_is_reported_with_its_key():
         "retention.history_rows: is 0; expected a whole number >= 1",
         "retention.rollups[0].keep_s: is 30; expected at least step_s (60)",
         "retention.rollups[1].keep_s: is missing; it is required",
+        "retention.rollups[1].step_s: is 1; expected 60 (the store keeps per-minute rollups)",
         "retention.rollups[2]: is 5; expected a table",
+        "retention.rollups: has 3 levels; expected one (step_s = 60); longer history belongs in Prometheus",
         "budgets.cpu_percent: is -5; expected a number >= 0",
         "budgets.bad name: is not a metric name; expected letters, digits, '_', '.', ':'",
         "groups.web.hosts: is missing; it is required",

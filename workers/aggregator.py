@@ -54,6 +54,8 @@ class AggregatorConfig:
     keys_dir: Path | None = None
     insecure: bool = False
     data_dir: Path = field(default_factory=lambda: default_state_dir("aggregator"))
+    raw_window_s: float = 86400.0
+    rollup_retention_s: float = 30 * 86400.0
 
 
 class Aggregator:
@@ -73,7 +75,8 @@ class Aggregator:
         self.audit = AuditLog(Path(config.data_dir) / "audit.log")
         self.persist: Persistence | None = None
         try:
-            self.persist = Persistence(Path(config.data_dir) / "perfmesh.db")
+            self.persist = Persistence(Path(config.data_dir) / "perfmesh.db", config.raw_window_s,
+                                       config.rollup_retention_s)
             self._resume()
             self._secure(config)
             self.ingest = self._socket(zmq.SUB, "ingest", hwm=1_000_000)

@@ -20,8 +20,9 @@ log = logging.getLogger("perfmesh.aggregator")
 
 class Persistence:
     def __init__(self, path: str | Path, raw_window_s: float = 86400.0,
+                 rollup_retention_s: float = 30 * 86400.0,
                  flush_interval_s: float = 0.1, compact_interval_s: float = 60.0) -> None:
-        self.store = Store(path, raw_window_s=raw_window_s)
+        self.store = Store(path, raw_window_s=raw_window_s, rollup_retention_s=rollup_retention_s)
         if self.store.repair.repaired:
             log.warning("state file %s was damaged and repaired: %s", path, self.store.repair.lost)
         self.reader = self.store.reader()
