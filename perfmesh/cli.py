@@ -289,7 +289,9 @@ def cmd_aggregator(args: argparse.Namespace) -> int:
     fleet = FleetConfig(budgets=cfg.budget_names(overrides), history_rows=s["history_rows"],
                         heartbeat_interval_s=s["heartbeat_s"], auto_optimize=s["auto_optimize"],
                         command_timeout_s=s["command_timeout_s"], max_hosts=s["max_hosts"],
-                        max_series_per_host=s["max_series_per_host"], host_budgets=limits_for)
+                        max_series_per_host=s["max_series_per_host"], host_budgets=limits_for,
+                        auto_policies=lambda host, kind: [(p.strategy, p.params, p.min_interval_s)
+                                                          for p in cfg.policies_for(host, kind)])
     sinks = _aggregator_sinks(cfg, s, args, limits_for)
     return main(AggregatorConfig(endpoint=Endpoint(s["bind"], s["port"]), fleet=fleet,
                                  snapshot_interval_s=s["snapshot_interval_s"],

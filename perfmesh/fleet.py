@@ -120,6 +120,8 @@ class FleetConfig:
     # per-host limits (budgets per host group, from the config file); None: ``budgets``.
     # ``budgets`` must still name every metric any host budgets (it picks what is checked).
     host_budgets: Callable[[str], dict[str, float]] | None = None
+    # (host, bottleneck kind) -> [(strategy, params, min_interval_s)]: the config's policies
+    auto_policies: Callable[[str, str], list[tuple[str, dict[str, Any], float]]] | None = None
 
 
 class Fleet:
@@ -357,19 +359,22 @@ class Fleet:
                 for b in host.bottlenecks if b.kind not in before]
 
     def _auto_optimize(self, host: HostState, now: float) -> PendingCommand | None:
+        """At most one command per host per interval: the configured policy for a bottleneck
+        (strategy, params, its own interval) or else the strategy analysis recommends."""
         if not (self.config.auto_optimize and host.alive and host.registered):
-            return None
-        if now - host.last_auto_optimize < self.config.auto_optimize_interval_s:
             return None
         allowed = set(host.info.get("strategies") or ())
         for b in host.bottlenecks:
-            strategy = b.recommended_strategy
-            if strategy and strategy in allowed:
-                host.last_auto_optimize = now
-                cmd = PendingCommand(f"auto-{uuid.uuid4().hex}", host.name, strategy, {}, None,
-                                     now, now + self.config.command_timeout_s, "auto-optimize")
-                self.commands.submit(cmd)
-                return cmd
+            choices = self.config.auto_policies(host.name, b.kind) if self.config.auto_policies else []
+            if not choices and b.recommended_strategy:
+                choices = [(b.recommended_strategy, {}, self.config.auto_optimize_interval_s)]
+            for strategy, params, interval_s in choices:
+                if strategy in allowed and now - host.last_auto_optimize >= interval_s:
+                    host.last_auto_optimize = now
+                    cmd = PendingCommand(f"auto-{uuid.uuid4().hex}", host.name, strategy, dict(params), None,
+                                         now, now + self.config.command_timeout_s, "auto-optimize")
+                    self.commands.submit(cmd)
+                    return cmd
         return None
 
     # ------------------------------------------------------------ commands

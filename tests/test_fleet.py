@@ -896,3 +896,22 @@ def test_resume_host_past_max_hosts_is_ignored():
     fleet = Fleet(FleetConfig(max_hosts=0))
     fleet.resume_host("web01", "b1", 10, [], {}, 1.0, 2.0, 3.0)
     assert fleet.hosts == {} and fleet.counters["hosts_refused"] == 1
+
+
+def test_auto_optimize_policy_overrides_the_recommendation_with_its_params_and_interval():
+    """A configured policy for cpu_bound picks its own strategy, params and interval."""
+    calls = []
+
+    def policies(host, kind):
+        calls.append((host, kind))
+        return [("gc_collect", {"generation": 1}, 50.0)] if kind == "cpu_bound" else []
+
+    fleet = auto_fleet(auto_policies=policies, command_timeout_s=1.0)
+    fleet.hosts["web01"].info["strategies"] = ["gc_collect", "process_priority"]
+    [cmd] = fleet.tick(100.5)[1]
+    assert (cmd.strategy, cmd.params) == ("gc_collect", {"generation": 1})
+    assert ("web01", "cpu_bound") in calls
+    fleet.heartbeat(env("heartbeat"), route=b"r", now=140.0)
+    assert fleet.tick(140.0)[1] == []               # within the policy's 50 s
+    fleet.heartbeat(env("heartbeat"), route=b"r", now=151.0)
+    assert [c.strategy for c in fleet.tick(151.0)[1]] == ["gc_collect"]
