@@ -23,6 +23,17 @@ window. A manager sampled less often than that never waits.
 thread runs, profiles are built from its latest sample instead of sampling again a few
 microseconds later (which would make the rate windows tiny and the CPU percentage noise).
 
+**The application and the mesh.** ``manager.app`` (:class:`~perfmesh.appmetrics.ApplicationMetrics`)
+holds what the embedding program reports about itself: tracked functions
+(:meth:`~PerformanceManager.track_function`), named block timings
+(:meth:`~PerformanceManager.performance_context`) and request times
+(:meth:`~PerformanceManager.record_response_time`). With ``mesh="HOST[:BASE]"`` (and ``name``,
+``mesh_keys=(SECRET_FILE, SERVER_PUBLIC_FILE)``, ``mesh_interval``) the manager joins the mesh as
+an application agent (``workers.app_agent``, imported only then: the library itself opens no
+socket), publishes those metrics every ``mesh_interval`` seconds as category ``application``
+and runs the aggregator's commands through ``manager.engine``. ``stop_monitoring()``,
+``close()``, leaving a ``with`` block and interpreter exit all leave the mesh.
+
 Thread-safe: one lock serialises profiles and guards the budget, the baselines and the
 history (PerformanceBudget and BaselineTracker are not thread-safe themselves).
 """
@@ -30,11 +41,13 @@ history (PerformanceBudget and BaselineTracker are not thread-safe themselves).
 from __future__ import annotations
 
 import dataclasses
+import socket
 import threading
 import time
 from collections import deque
 from typing import Any, Callable, Iterable, Mapping
 
+from .appmetrics import ApplicationMetrics, TrackedContext
 from .analysis import Bottleneck, detect_bottlenecks, optimization_potential, overall_health, recommendations
 from .baseline import BaselineTracker
 from .budget import BudgetViolation, PerformanceBudget
@@ -42,6 +55,7 @@ from .collection import MetricsCollector
 from .errors import ConfigError, InvalidParameterError
 from .metric import PerformanceMetric, PerformanceProfile, is_finite_number
 from .optimization import OptimizationEngine, OptimizationResult
+from .strategies import measure_rss
 
 COMPONENT = "system"
 DEFAULT_MIN_SAMPLE_INTERVAL_S = 0.1
@@ -88,6 +102,12 @@ class PerformanceManager:
         clock: Callable[[], float] = time.time,
         *,
         min_sample_interval_s: float = DEFAULT_MIN_SAMPLE_INTERVAL_S,
+        mesh: str | None = None,
+        name: str | None = None,
+        mesh_keys: tuple[str, str] | None = None,
+        mesh_interval: float = 1.0,
+        mesh_insecure: bool = False,
+        mesh_state_dir: str | None = None,
     ) -> None:
         self.monitoring_interval = _positive_seconds("monitoring_interval", monitoring_interval)
         self.collection_interval = _positive_seconds("collection_interval", collection_interval)
@@ -112,6 +132,11 @@ class PerformanceManager:
         self.monitoring_errors = 0
         self.last_monitoring_error: str | None = None
         self._last_read_at = self._prime()  # time.monotonic() of the last counter reading
+        self.app = ApplicationMetrics()
+        self.mesh_agent: Any = None         # a workers.app_agent.AppAgent while in the mesh
+        if mesh is not None:
+            self.join_mesh(mesh, name=name, keys=mesh_keys, interval_s=mesh_interval,
+                           insecure=mesh_insecure, state_dir=mesh_state_dir)
         if enable_continuous_monitoring:
             self.start_monitoring()
 
@@ -274,6 +299,72 @@ class PerformanceManager:
             },
         }
 
+    # -- the application's own metrics, and the mesh ---------------------------------------
+
+    def track_function(self, fn: Callable[..., Any] | None = None, *, request: bool = False,
+                       label: str | None = None) -> Any:
+        """Report a function's timings (and publish them when in the mesh).
+
+        Use as ``manager.track_function(fn)`` or as a decorator, ``@manager.track_function``
+        or ``@manager.track_function(request=True)``. A function not yet decorated with
+        ``PerformanceUtils.measure_execution_time`` is decorated here: use the returned
+        function. ``request=True`` makes its calls request times (``response_time_ms``).
+        See :mod:`perfmesh.appmetrics` for what is reported.
+        """
+        if fn is None:
+            return lambda f: self.app.track_function(f, request=request, label=label)
+        return self.app.track_function(fn, request=request, label=label)
+
+    def record_response_time(self, ms: float) -> None:
+        """One request took ``ms`` milliseconds (reported in ``response_time_ms``)."""
+        self.app.record_response_time(ms)
+
+    def performance_context(self, name: str, *, track_memory: bool = False) -> TrackedContext:
+        """A ``with`` block timer (a PerformanceContext) whose uses are reported by name."""
+        return self.app.context(name, track_memory=track_memory)
+
+    def application_metrics(self, now: float | None = None) -> list[PerformanceMetric]:
+        """The application's metrics now (category ``application``), with this process's RSS.
+
+        Each call closes a request interval; while in the mesh, its agent calls this every
+        ``mesh_interval`` seconds, so call it yourself only outside the mesh.
+        """
+        now = self._clock() if now is None else now
+        rss = measure_rss().get("rss_bytes")
+        if rss is not None:
+            self.app.record_rss(now, rss)
+        return self.app.sample(now)
+
+    def join_mesh(self, address: str, *, name: str | None = None,
+                  keys: tuple[str, str] | None = None, interval_s: float = 1.0,
+                  insecure: bool = False, state_dir: str | None = None) -> None:
+        """Join the mesh at ``HOST[:BASE]`` as application agent ``name`` (default
+        ``HOSTNAME-app``): publish :meth:`application_metrics` every ``interval_s`` and run
+        the commands the aggregator sends through this manager's engine (its registered
+        strategies and the built-ins). ``keys``: (secret key file, the aggregator's public
+        key file) for CURVE; required for a non-loopback aggregator unless ``insecure``.
+        Raises ConfigError at once for a bad address, name or key file.
+        """
+        if self.mesh_agent is not None:
+            raise ConfigError(f"already in the mesh as {self.mesh_agent.name!r}; leave_mesh() first")
+        interval_s = _positive_seconds("mesh_interval", interval_s)
+        from workers.app_agent import AppAgent   # zmq only when joining (perfmesh stays socket-free)
+
+        agent = AppAgent(address, name if name is not None else f"{socket.gethostname()}-app",
+                         self.engine, lambda now: self.application_metrics(now), keys=keys,
+                         insecure=insecure, interval_s=interval_s, state_dir=state_dir)
+        self.mesh_agent = agent.start()
+
+    def leave_mesh(self) -> None:
+        """Leave the mesh: the agent's thread stops and every socket is closed (idempotent)."""
+        agent, self.mesh_agent = self.mesh_agent, None
+        if agent is not None:
+            agent.stop()
+
+    def close(self) -> None:
+        """Stop monitoring and leave the mesh."""
+        self.stop_monitoring()
+
     # -- continuous monitoring ------------------------------------------------------------
 
     @property
@@ -293,7 +384,9 @@ class PerformanceManager:
         self._thread.start()
 
     def stop_monitoring(self, timeout: float | None = 5.0) -> None:
-        """Stop the monitoring thread and join it; it wakes at once, not at its next tick."""
+        """Stop the monitoring thread and join it; it wakes at once, not at its next tick.
+        Also leaves the mesh (the manager's background work all ends here)."""
+        self.leave_mesh()
         self._stop.set()
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():

@@ -48,6 +48,7 @@ class AgentConfig:
     state_dir: Path | None = None              # None: default_state_dir("agent-NAME")
     spool_dir: Path | None = None              # None: the spool lives in memory only
     spool_seconds: float = SPOOL_SECONDS
+    local_url: str | None = None               # None: ipc in a temp dir (collector processes)
 
 
 class CommandRunner:
@@ -91,7 +92,7 @@ class Agent:
         self.seq = self.spool.last_seq
         self.ctx = zmq.Context()
         self.tmpdir = tempfile.mkdtemp(prefix="perfmesh-agent-")
-        self.local_url = f"ipc://{self.tmpdir}/collectors"
+        self.local_url = config.local_url or f"ipc://{self.tmpdir}/collectors"
         self.wake_url = f"inproc://wake-{self.boot}"
         self.state_dir = Path(config.state_dir or default_state_dir(f"agent-{config.name}"))
         self.audit = AuditLog(self.state_dir / "audit.log")
@@ -272,7 +273,8 @@ class Agent:
     # ------------------------------------------------------------------ run
     def run(self, loop: Loop | None = None) -> None:
         loop = loop or Loop()
-        loop.install_signal_handlers()
+        if threading.current_thread() is threading.main_thread():   # embedded: the app owns signals
+            loop.install_signal_handlers()
         loop.on_readable(self.local, self.on_local)
         loop.on_readable(self.control, self.on_control)
         loop.on_readable(self.wake, self.on_wake)
