@@ -117,6 +117,13 @@ class Mesh:
                 p.wait(5)
 
 
+@pytest.fixture(autouse=True)
+def isolated_state(tmp_path, monkeypatch):
+    """Every process a test starts keeps its default state (aggregator data, agent audit log)
+    under the test's own folder, never in the developer's home."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+
+
 @pytest.fixture
 def mesh(tmp_path):
     m = Mesh(tmp_path)

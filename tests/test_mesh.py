@@ -132,8 +132,10 @@ def test_budget_violations_reach_the_stream(mesh):
     # only the memory budget can fire, however busy this machine is
     mesh.aggregator("--budget", "memory_percent=0.001", "--budget", "cpu_percent=1000",
                     "--budget", "load_1m=1000", "--budget", "swap_percent=1000")
-    mesh.agent("web01")
-    got = events(mesh.cli("subscribe", "--type", "violation", "--json", "--count", "1", "--timeout", "20"))
+    sub = mesh.subscribe_bg("--type", "violation", "--count", "1", "--timeout", "30")
+    mesh.agent("web01")    # after the subscriber: the first violation fires on the first sample
+    out, _ = sub.communicate(timeout=40)
+    got = [json.loads(line) for line in out.splitlines()]
     assert got and got[0]["type"] == "violation" and got[0]["metric"] == "memory_percent"
     assert got[0]["limit"] == 0.001 and got[0]["value"] > 0.001 and got[0]["host"] == "web01"
     status = mesh.status()

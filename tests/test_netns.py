@@ -17,7 +17,6 @@ from tests.netns import Topology, netns_unavailable
 REASON = netns_unavailable()
 pytestmark = [pytest.mark.multiprocess, pytest.mark.netns, pytest.mark.timeout(120),
               pytest.mark.skipif(REASON is not None, reason=str(REASON))]
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 def perfmesh_in(topo: Topology, where: str, *args: str) -> list[str]:
@@ -25,6 +24,7 @@ def perfmesh_in(topo: Topology, where: str, *args: str) -> list[str]:
 
 
 def test_metrics_and_commands_cross_namespaces(tmp_path):
+    ENV = {**os.environ, "PYTHONPATH": str(ROOT)}   # carries the test's own XDG_STATE_HOME
     base = free_base_port()
     procs: list[subprocess.Popen] = []
     with Topology(["east", "west"]) as topo:
