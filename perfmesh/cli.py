@@ -169,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow only these strategies (repeatable)")
     g.add_argument("--spool-dir", default=None, metavar="DIR",
                    help="keep the spool of recent batches on disk too (survives agent restarts)")
+    g.add_argument("--spool-seconds", type=_positive_float, default=None, metavar="SECONDS",
+                   help="how much recent sampling the spool holds for backfill (default 600)")
     g.add_argument("--state-dir", default=None, metavar="DIR",
                    help="audit log and command results (default ~/.local/state/perfmesh/agent-NAME)")
 
@@ -350,6 +352,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
         flags["allow"] = list(args.allow)
     s = agent_settings(cfg, flags)
     extra = {"kinds": tuple(s["kinds"])} if s["kinds"] else {}
+    if args.spool_seconds is not None:
+        extra["spool_seconds"] = args.spool_seconds
     config = AgentConfig(endpoint=_endpoint(s["connect"], args, s), name=s["name"] or socket.gethostname(),
                          interval_s=s["interval_s"], heartbeat_s=s["heartbeat_s"], commands=s["commands"],
                          allow=tuple(s["allow"]) if s["allow"] else None,

@@ -186,6 +186,12 @@ class _Reads:
                                      (host, row[0])).fetchone()[0]
         return row[0], seq
 
+    def last_ts(self, host: str, boot: str) -> float | None:
+        """The newest sample timestamp stored for ``host``/``boot``, or None."""
+        with self._lock:
+            return self._conn.execute("SELECT max(ts) FROM batches WHERE host = ? AND boot = ?",
+                                      (host, boot)).fetchone()[0]
+
     def seqs(self, host: str, boot: str, first: int, last: int) -> set[int]:
         """The stored seqs of ``host``/``boot`` in ``first..last`` (inclusive)."""
         with self._lock:

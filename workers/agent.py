@@ -112,6 +112,9 @@ class Agent:
         self.wake = make_socket(self.ctx, zmq.PULL, heartbeat_ms=0)
         self.wake.bind(self.wake_url)
         self.pub = make_socket(self.ctx, zmq.PUB, hwm=1000)   # the spool, not the socket, holds history
+        # no queue for a peer that is away: what it missed comes back from the spool, marked
+        # backfilled, rather than late from the socket as if it were live
+        self.pub.setsockopt(zmq.IMMEDIATE, 1)
         self.control = make_socket(self.ctx, zmq.DEALER, hwm=capacity + 1000,
                                    routing_id=f"{config.name}/{self.boot}".encode())
         secure_client(config.endpoint, self.pub, self.control)

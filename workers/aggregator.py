@@ -91,9 +91,22 @@ class Aggregator:
     def _resume(self) -> None:
         """Hosts, their last sequence numbers and outstanding gaps from the state file."""
         now = time.time()
-        for h in self.persist.resume_points():
+        points = {h["name"]: h for h in self.persist.resume_points()}
+        # batches a repair could not salvage are owed again: the agents' spools may still hold them
+        registry = {h["name"]: h for h in self.persist.store.hosts()}
+        for host, boot, a, b in self.persist.store.repair.lost_batches:
+            h = points.get(host)
+            if h is None and host in registry:
+                h = points[host] = {**registry[host], "boot": boot, "last_seq": b, "missing": []}
+            if h is not None and h["boot"] == boot and a <= h["last_seq"]:
+                h["last_seq"] = max(h["last_seq"], b)
+                h["missing"] = sorted({*h["missing"], (a, b)})
+        for h in points.values():
             self.fleet.resume_host(h["name"], h["boot"], h["last_seq"], h["missing"], h["info"],
                                    h["first_seen"], h["last_seen"], now)
+            host = self.fleet.hosts.get(h["name"])
+            if host is not None:    # so a gap found on the host's return starts at its last sample
+                host.last_ts = self.persist.store.last_ts(h["name"], h["boot"])
         if self.fleet.hosts:
             log.info("resumed %d hosts from %s", len(self.fleet.hosts), self.persist.store.path)
 
