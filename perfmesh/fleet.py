@@ -7,6 +7,7 @@ to sockets.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -305,6 +306,7 @@ class Fleet:
         if strategies is not None and not (isinstance(strategies, list)
                                            and all(type(s) is str for s in strategies)):
             del host.info["strategies"]  # malformed: let the agent's own registry decide
+        host.info = {k: v for k, v in host.info.items() if _plain_info(k, v)}
         host.collectors = _collectors(body.get("collectors"))
         self._touch(host, now, events)
         events.append(Event("host", host.name, {"state": "registered", "timestamp": now,
@@ -460,8 +462,30 @@ def _collectors(raw: Any) -> list[dict[str, Any]]:
     out = []
     for c in raw[:16]:
         if isinstance(c, dict):
-            out.append({k: c.get(k) for k in ("kind", "pid", "restarts", "state")})
+            out.append({k: v if _plain(v) else None for k, v in ((k, c.get(k)) for k in ("kind", "pid", "restarts", "state"))})
     return out
+
+
+_INFO_TYPES = {"cpu_count": (int,), "memory_total_bytes": (int,), "platform": (str,), "python": (str,),
+               "interval_s": (int, float), "strategies": (list,), "commands": (bool,)}
+
+
+def _plain(value: Any) -> bool:
+    """A short string, a bool, a 64-bit int or a finite float: safe to show anywhere (JSON, top, web)."""
+    if type(value) is str:
+        return len(value) <= 256
+    if type(value) is float:
+        return math.isfinite(value)
+    return type(value) is bool or (type(value) is int and -(1 << 63) <= value < 1 << 64)
+
+
+def _plain_info(key: str, value: Any) -> bool:
+    """A registration field of its expected type: an agent's info is shown to every operator."""
+    if type(value) not in _INFO_TYPES.get(key, ()):
+        return False
+    if type(value) is list:
+        return len(value) <= 1024 and all(type(s) is str and len(s) <= 64 for s in value)
+    return _plain(value)
 
 
 def _timeout_result(cmd: PendingCommand) -> dict[str, Any]:

@@ -114,12 +114,12 @@ def validate_envelope(data: Any) -> Envelope:
         raise WireError("not_envelope", f"expected a msgpack map envelope, got {type(data).__name__}")
     if data.keys() != ENVELOPE_KEYS:
         missing = sorted(ENVELOPE_KEYS - data.keys())
-        extra = sorted(k for k in data.keys() - ENVELOPE_KEYS)[:5]
+        extra = sorted((k for k in data.keys() - ENVELOPE_KEYS), key=repr)[:5]   # str and bytes keys
         raise WireError("bad_schema", f"envelope keys wrong: missing {missing}, unexpected {extra}")
     if data["v"] != SCHEMA_VERSION or type(data["v"]) is not int:
         raise WireError("bad_version", f"envelope version {data['v']!r:.40} is not {SCHEMA_VERSION}")
     kind = data["kind"]
-    if kind not in KINDS:
+    if type(kind) is not str or kind not in KINDS:
         raise WireError("bad_kind", f"envelope kind {kind!r:.40} is not one of {sorted(KINDS)}")
     host = _check_str(data, "host")
     boot = _check_str(data, "boot")

@@ -185,6 +185,9 @@ class Agent:
                     self.on_backfill(env.body)
                 elif env.kind == "reply" and isinstance(env.body, dict) and env.body.get("register"):
                     self.register()
+                elif env.kind not in ("heartbeat", "reply", "backfill"):
+                    raise WireError("bad_kind", f"the aggregator sends commands, heartbeats and replies, "
+                                                f"not {env.kind!r}")
             except WireError as exc:
                 self.counters["bad_control_frames"] += 1
                 self.warn.warning("control", f"bad frame from the aggregator: {exc}")
@@ -224,7 +227,7 @@ class Agent:
             self._finish({"id": cmd_id, "status": "refused", "result": None, "error": refusal})
             return
         self.counters["commands_run"] += 1
-        self.runner.submit(cmd_id, body["strategy"], body["params"])
+        self.runner.submit(cmd_id, body["strategy"], body.get("params") or {})   # validated: a map or none
 
     def _refusal(self, body: dict) -> str | None:
         strategy, params = body.get("strategy"), body.get("params")
@@ -233,8 +236,8 @@ class Agent:
         if type(strategy) is not str:
             return f"strategy must be a string, got {strategy!r:.40}"
         expires = body.get("expires")
-        if not isinstance(expires, (int, float)) or expires < time.time():
-            return f"command expired (expires {expires!r:.40})"
+        if type(expires) not in (int, float) or not math.isfinite(expires) or expires < time.time():
+            return f"command expired or without a finite expiry (expires {expires!r:.40})"
         if strategy not in self.strategies():
             return (f"unknown strategy {strategy!r} on host {self.config.name!r}; "
                     f"available: {', '.join(self.strategies()) or 'none'}")
