@@ -39,7 +39,7 @@ class Secured:
 
     def add(self, role: str, name: str) -> Path:
         """A key allowed for ``role``, once the aggregator has reloaded its allowlists (every
-        second). A client refused at its handshake does not retry (libzmq), so wait first."""
+        second). A refused client retries only after a backoff, so wait first."""
         secret = self.keys.add(role, name)
         time.sleep(1.2)
         return secret
@@ -262,6 +262,21 @@ def test_a_removed_subscriber_or_operator_key_is_cut_off_within_five_seconds(sec
 
 
 # ---------------------------------------------------------------------- fail closed
+def test_an_agent_started_before_its_key_is_allowlisted_joins_once_it_is(secured):
+    """Allowlists reload without restarts on either side: a refused agent retries on its own."""
+    secret = secured.keys.stray("late01")              # a key pair the aggregator does not know yet
+    secured.agent_keys["late01"] = secret
+    secured.mesh.agent("late01", *secured.keys.args(secret))
+    time.sleep(2.0)
+    with secured.operator() as op:
+        assert "late01" not in op.hosts()
+    (secured.keys.dir / "agents").mkdir(exist_ok=True)
+    (secured.keys.dir / "agents" / "late01.key").write_bytes(secret.with_suffix(".key").read_bytes())
+    hosts = secured.wait_hosts("late01")
+    assert hosts["late01"]["alive"]
+    assert "refused our handshake" in (secured.mesh.tmp / "agent-late01.log").read_text()
+
+
 def test_binding_a_public_address_without_keys_is_refused(tmp_path):
     base = free_base_port()
     res = run_cli("aggregator", "--bind", "0.0.0.0", "--port", str(base), "--data", str(tmp_path), timeout=20)

@@ -27,7 +27,7 @@ from perfmesh.spool import Spool
 
 from .loop import Loop, RateLimitedLog
 from .supervisor import Supervisor
-from .security import secure_client
+from .security import HandshakeWatch, secure_client
 from .transport import Endpoint, default_state_dir, make_socket
 
 log = logging.getLogger("perfmesh.agent")
@@ -118,6 +118,8 @@ class Agent:
         self.control = make_socket(self.ctx, zmq.DEALER, hwm=capacity + 1000,
                                    routing_id=f"{config.name}/{self.boot}".encode())
         secure_client(config.endpoint, self.pub, self.control)
+        self.handshakes = HandshakeWatch([(self.pub, config.endpoint.url("ingest")),
+                                          (self.control, config.endpoint.url("control"))])
         self.pub.connect(config.endpoint.url("ingest"))
         self.control.connect(config.endpoint.url("control"))
         self.runner = CommandRunner(self.ctx, self.engine, self.wake_url)
@@ -296,9 +298,13 @@ class Agent:
     def _supervise(self) -> None:
         for note in self.supervisor.poll():
             log.warning(note)
+        note = self.handshakes.poll(time.monotonic())
+        if note:
+            log.warning(note)
 
     def close(self) -> None:
         self.supervisor.stop()
+        self.handshakes.close()
         for sock in (self.local, self.wake, self.pub, self.control):
             sock.close(0)
         self.audit.close()

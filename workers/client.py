@@ -13,7 +13,7 @@ from perfmesh.batch import SchemaCache, batch_metrics, decode_batch
 from perfmesh.errors import PerfmeshError, WireError
 from perfmesh.fleet import EVENT_TYPES
 
-from .security import secure_client
+from .security import HandshakeWatch, secure_client
 from .transport import Endpoint, make_socket
 
 
@@ -93,6 +93,7 @@ class Subscriber:
         self.types, self.host, self.category = list(types or EVENT_TYPES), host, category
         self.sock = make_socket(self.ctx, zmq.SUB, hwm=100_000, heartbeat_ms=1000)
         secure_client(endpoint, self.sock)
+        self.handshakes = HandshakeWatch([(self.sock, endpoint.url("stream"))])
         self.sock.connect(endpoint.url("stream"))
         self.known_hosts: set[str] = set()
         self.cache = SchemaCache()
@@ -118,7 +119,7 @@ class Subscriber:
             if wait_ms <= 0:
                 return
             if not self.sock.poll(min(wait_ms, 200)):
-                yield from ()
+                self.handshakes.poll(time.monotonic())
                 continue
             topic, frame = self.sock.recv_multipart()[:2]
             try:
@@ -141,4 +142,5 @@ class Subscriber:
             yield body
 
     def close(self) -> None:
+        self.handshakes.close()
         self.sock.close(0)

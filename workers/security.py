@@ -258,3 +258,52 @@ def secure_client(endpoint: Endpoint, *socks: zmq.Socket) -> None:
     check_libzmq()
     for sock in socks:
         endpoint.keys.apply(sock)
+
+
+HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+
+
+class HandshakeWatch:
+    """Reconnects client sockets whose handshake the aggregator refused.
+
+    libzmq does not retry a connection after a refused handshake, so a client started before
+    its key was allowlisted would stay cut off until restarted. This watches each socket's
+    monitor and, after a refusal, reconnects with a doubling backoff (1 s .. 30 s).
+    """
+
+    def __init__(self, socks_and_urls: list[tuple[zmq.Socket, str]]) -> None:
+        self.items = [(sock, url, sock.get_monitor_socket(HANDSHAKE_FAILED)) for sock, url in socks_and_urls]
+        self.backoff_s = 1.0
+        self.retry_at: float | None = None
+        self.refusals = 0
+
+    def poll(self, now: float) -> str | None:
+        """Drain monitor events and reconnect when due; returns a log line on a refusal."""
+        note = None
+        for _, url, mon in self.items:
+            while mon.poll(0):
+                mon.recv_multipart()
+                self.refusals += 1
+                if self.retry_at is None:
+                    self.retry_at = now + self.backoff_s
+                    note = (f"the aggregator at {url} refused our handshake (key not allowlisted yet, or a "
+                            f"wrong --server-key); retrying in {self.backoff_s:.0f}s")
+                    self.backoff_s = min(30.0, self.backoff_s * 2)
+        if self.retry_at is not None and now >= self.retry_at:
+            self.retry_at = None
+            for sock, url, _ in self.items:
+                try:
+                    sock.disconnect(url)
+                except zmq.ZMQError:
+                    pass
+                sock.connect(url)
+        return note
+
+    def close(self) -> None:
+        for sock, _, mon in self.items:
+            try:
+                sock.disable_monitor()
+            except zmq.ZMQError:
+                pass
+            mon.close(0)
