@@ -227,7 +227,7 @@ class Aggregator:
             try:
                 frames = recv(zmq.NOBLOCK, copy=not secure)
             except zmq.Again:
-                return
+                break
             if len(frames) != 2:
                 fleet.count_bad("frame_count")
                 continue
@@ -283,30 +283,26 @@ class Aggregator:
             raise WireError("identity_mismatch",
                             f"key of agent {who[1]!r} sent a frame in the name of host {env.host!r:.80}")
 
-    def _recv_routed(self, sock: zmq.Socket, roles: tuple[str, ...]):
-        """Non-blocking [route, frame] reads with the sender's (role, name); None when empty."""
+    def _routed(self, sock: zmq.Socket, roles: tuple[str, ...], burst: int = 1000):
+        """Yields up to ``burst`` waiting [route, frame] messages with the sender's (role, name)
+        (None when its key is not allowed); frames of the wrong shape are counted and skipped."""
         secure = self.auth is not None
-        try:
-            frames = sock.recv_multipart(zmq.NOBLOCK, copy=not secure)
-        except zmq.Again:
-            return None
-        if len(frames) != 2:
-            return (b"", b"", ("", ""), "frame_count")
-        who = self._identity(frames[1], roles) if secure else ("", "")
-        if secure:
-            frames = [f.bytes for f in frames]
-        return (frames[0], frames[1], who, None)
+        for _ in range(burst):
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=not secure)
+            except zmq.Again:
+                return
+            if len(frames) != 2:
+                self.fleet.count_bad("frame_count")
+                continue
+            who = self._identity(frames[1], roles) if secure else ("", "")
+            if secure:
+                frames = [f.bytes for f in frames]
+            yield frames[0], frames[1], who
 
     # -------------------------------------------------------------- control
     def on_control(self) -> None:
-        for _ in range(1000):
-            got = self._recv_routed(self.control, AGENT_ROLES)
-            if got is None:
-                return
-            route, frame, who, problem = got
-            if problem:
-                self.fleet.count_bad(problem)
-                continue
+        for route, frame, who in self._routed(self.control, AGENT_ROLES):
             host = None
             now = time.time()
             try:
@@ -350,14 +346,7 @@ class Aggregator:
 
     # ------------------------------------------------------------------ api
     def on_api(self) -> None:
-        for _ in range(1000):
-            got = self._recv_routed(self.api, API_ROLES)
-            if got is None:
-                return
-            route, frame, who, problem = got
-            if problem:
-                self.fleet.count_bad(problem)
-                continue
+        for route, frame, who in self._routed(self.api, API_ROLES):
             try:
                 if who is None:
                     raise WireError("unauthenticated", "sender's key is not (or no longer) allowed on the api")
