@@ -80,6 +80,7 @@ class HostState:
     recent_commands: deque = field(default_factory=lambda: deque(maxlen=50))
     bottlenecks: list[Bottleneck] = field(default_factory=list)
     last_auto_optimize: float = float("-inf")
+    analysed_batches: int = -1             # counters["batches"] at the last analysis
 
     @property
     def health(self) -> str:
@@ -352,9 +353,14 @@ class Fleet:
 
     def latest(self, host: HostState) -> dict[str, float]:
         """The newest value of each unlabeled series of a host (what analysis reads)."""
-        return {k: v[1] for k, v in host.history.latest().items() if "{" not in k}
+        return host.history.latest_unlabeled()
 
     def _analyse(self, host: HostState, now: float) -> list[Event]:
+        # analysis is a pure function of the history's newest rows: no batch since the
+        # last run means the same bottlenecks and no new events
+        if host.counters["batches"] == host.analysed_batches:
+            return []
+        host.analysed_batches = host.counters["batches"]
         before = {b.kind for b in host.bottlenecks}
         host.bottlenecks = detect_bottlenecks(self.latest(host))
         return [Event("bottleneck", host.name, {**b.to_dict(), "timestamp": now}, _BOTTLENECK_CATEGORY[b.kind])

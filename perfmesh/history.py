@@ -61,6 +61,14 @@ class BlockRing:
             return None
         return self._ts[r], self._values[r * self.width:(r + 1) * self.width]
 
+    def last_at(self, indices: list[int]) -> tuple[float, list[float]] | None:
+        """Like :meth:`last`, but only the values at ``indices`` (no copy of the whole row)."""
+        if not self.count:
+            return None
+        r = self._latest if self._latest >= 0 else (self._next - 1) % self.capacity
+        vals, base = self._values, r * self.width
+        return self._ts[r], [vals[base + i] for i in indices]
+
     @property
     def nbytes(self) -> int:
         return self._ts.itemsize * len(self._ts) + self._values.itemsize * len(self._values) + len(self._flags)
@@ -128,6 +136,29 @@ class SeriesHistory:
                 if prev is None or prev[0] <= ts:
                     out[spec.key] = (ts, v, cat, spec.unit)
         return out
+
+    def latest_unlabeled(self) -> dict[str, float]:
+        """series key -> newest value, for series without labels only (what analysis reads);
+        the same values :meth:`latest` gives for those keys, without building the rest."""
+        newest: dict[str, tuple[float, float]] = {}
+        for ring in self._rings.values():
+            extra = ring.schema.extra
+            picked = extra.get("_unlabeled")
+            if picked is None:
+                picked = extra["_unlabeled"] = (
+                    [i for i, s in enumerate(ring.schema.series) if not s.labels],
+                    [s.key for s in ring.schema.series if not s.labels])
+            if not picked[0]:
+                continue
+            last = ring.last_at(picked[0])
+            if last is None:
+                continue
+            ts, row = last
+            for key, v in zip(picked[1], row):
+                prev = newest.get(key)
+                if prev is None or prev[0] <= ts:
+                    newest[key] = (ts, v)
+        return {k: v[1] for k, v in newest.items()}
 
     @property
     def nbytes(self) -> int:

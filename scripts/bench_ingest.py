@@ -27,20 +27,10 @@ sys.path.insert(0, str(ROOT))
 
 import zmq  # noqa: E402
 
+import benchlib  # noqa: E402
+from benchlib import free_base, realistic_metrics  # noqa: E402,F401
 from perfmesh import wire  # noqa: E402
 from perfmesh.batch import BatchEncoder  # noqa: E402
-from perfmesh.metric import PerformanceMetric  # noqa: E402
-
-
-def realistic_metrics(n: int = 100) -> list[PerformanceMetric]:
-    """About the shape of a busy host's cpu batch: totals plus per-CPU and per-device series."""
-    out = [PerformanceMetric("cpu_percent", 42.0, "%", 0.0, "cpu"),
-           PerformanceMetric("load_1m", 0.5, "", 0.0, "cpu")]
-    i = 0
-    while len(out) < n:
-        out.append(PerformanceMetric("cpu_percent", float(i % 100), "%", 0.0, "cpu", context={"cpu": str(i)}))
-        i += 1
-    return out
 
 
 def sender(url: str, hosts: int, metrics: int, duration_s: float, rate_per_host: float | None,
@@ -74,28 +64,8 @@ def sender(url: str, hosts: int, metrics: int, duration_s: float, rate_per_host:
 
 
 def raw_receiver(url: str, duration_s: float, result) -> None:
-    import msgpack
-    ctx = zmq.Context()
-    sub = ctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.RCVHWM, 1_000_000)
-    sub.setsockopt(zmq.SUBSCRIBE, b"")
-    sub.bind(url)
-    n_metrics = 0
-    first = last = None
-    sub.RCVTIMEO = 3000
-    try:
-        while True:
-            topic, frame = sub.recv_multipart()
-            env = msgpack.unpackb(frame, raw=False)
-            n_metrics += len(env["body"]["values"]) // 8
-            last = time.monotonic()
-            if first is None:
-                first = last
-    except zmq.Again:
-        pass
-    result.put((n_metrics, (last - first) if first and last and last > first else 0.0))
-    sub.close(0)
-    ctx.term()
+    import threading
+    benchlib.raw_receiver(url, None, threading.Event(), result, idle_ms=3000)
 
 
 def stream_counter(url: str, result) -> None:
@@ -115,12 +85,6 @@ def stream_counter(url: str, result) -> None:
     result.put(n)
     sub.close(0)
     ctx.term()
-
-
-def free_base() -> int:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from conftest import free_base_port
-    return free_base_port()
 
 
 def run_senders(url: str, args, ctx) -> None:

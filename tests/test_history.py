@@ -243,3 +243,18 @@ def test_last_never_returns_a_backfilled_row_that_overwrote_the_live_one():
     assert ring.last() == (7.0, row(7.0))
     ring.append(12.0, row(12.0))
     assert ring.last() == (12.0, row(12.0))
+
+
+def test_latest_unlabeled_matches_latest_for_unlabeled_keys_across_schemas():
+    """latest_unlabeled() gives latest()'s newest value of every label-free series, nothing else."""
+    hist = SeriesHistory(capacity=4)
+    plain = hist.ring_for(schema("cpu", ("cpu_percent", "load_1m")))
+    labeled = hist.ring_for(schema("cpu", ("cpu_percent",), {"cpu": "0"}))
+    other = hist.ring_for(schema("memory", ("memory_percent", "load_1m")))
+    plain.append(1.0, row(10.0, 0.5))
+    plain.append(2.0, row(11.0, 0.6))
+    labeled.append(3.0, row(99.0))
+    other.append(1.5, row(40.0, 0.9))
+    other.append(2.5, row(41.0, 1.5), backfilled=True)
+    want = {k: v[1] for k, v in hist.latest().items() if "{" not in k}
+    assert hist.latest_unlabeled() == want == {"cpu_percent": 11.0, "load_1m": 0.6, "memory_percent": 40.0}
