@@ -45,7 +45,11 @@ class Event:
 
 @dataclass
 class GapInfo:
-    """A detected gap: its seq range, the time range it covers, and when it was asked for."""
+    """A detected gap: its seq range, the time range it covers, and when it was asked for.
+
+    ``detected`` moves forward while the host is down, so the backfill timeout counts only
+    time in which the agent could have answered.
+    """
 
     first: int
     last: int
@@ -53,6 +57,7 @@ class GapInfo:
     end_ts: float
     detected: float
     asked: float
+    checked: float | None = None
 
 
 @dataclass
@@ -164,7 +169,7 @@ class Fleet:
         host.info = {k: v for k, v in info.items() if k in REGISTER_KEYS}
         host.seq.resume(boot, last_seq, missing)
         for a, b in missing:
-            host.gaps.append(GapInfo(a, b, None, last_seen, now, float("-inf")))
+            host.gaps.append(GapInfo(a, b, None, last_seen, now, float("-inf"), now))
 
     def count_bad(self, reason: str, host: str | None = None) -> None:
         self.counters["bad_frames"] += 1
@@ -205,7 +210,7 @@ class Fleet:
         backfilled = verdict is BACKFILL
         if gap is not None:
             host.counters["gaps"] += 1
-            host.gaps.append(GapInfo(gap[0], gap[1], host.last_ts, ts, now, now))
+            host.gaps.append(GapInfo(gap[0], gap[1], host.last_ts, ts, now, now, now))
             self.backfill_requests.append((host.name, env.boot, gap[0], gap[1]))
         ring = schema.extra.get("ring")  # cache hit only for the host that owns it
         if (ring is None or not ring.live or ring.schema is not schema
@@ -261,10 +266,14 @@ class Fleet:
         return [self._lost(host, a, b, now) for a, b in host.seq.give_up(first, last)]
 
     def _chase_gaps(self, host: HostState, now: float) -> list[Event]:
-        """Ask again for what is still missing; give up after ``backfill_timeout_s``."""
+        """Ask again for what is still missing; give up after ``backfill_timeout_s`` of the host
+        being up and not answering."""
         events: list[Event] = []
         c = self.config
         for g in list(host.gaps):
+            if not host.alive and g.checked is not None:
+                g.detected += now - g.checked      # a down agent cannot answer: stop the clock
+            g.checked = now
             still = [(a, b) for a, b in host.seq.missing if a <= g.last and b >= g.first]
             if not still:
                 host.gaps.remove(g)

@@ -751,14 +751,23 @@ def test_gap_is_asked_again_every_backfill_retry_s_for_what_is_still_missing():
     assert fleet.hosts["web01"].gaps[0].asked == 16.0
 
 
-def test_dead_host_is_not_asked_again_but_its_gap_still_times_out():
-    """A host marked down gets no backfill requests; its gap is still given up at the timeout."""
+def test_dead_host_is_not_asked_again_and_its_gap_waits_for_it():
+    """A host marked down gets no backfill requests and its gap is not given up while it is
+    down; once it is back, the timeout counts from then."""
     fleet = gap_fleet(heartbeat_interval_s=1.0, backfill_retry_s=3.0, backfill_timeout_s=30.0)
     fleet.backfill_requests.clear()
     assert types(fleet.tick(14.0)[0]) == [("host", "down")]
     fleet.tick(20.0)
     assert fleet.backfill_requests == []
-    events = fleet.tick(40.0)[0]
+    assert fleet.tick(100.0)[0] == []                    # down for 86 s: nothing given up
+    fleet.heartbeat(env("heartbeat"), route=b"r", now=100.5)
+    fleet.tick(101.0)
+    assert fleet.backfill_requests                       # asked again once it is back
+    for now in range(102, 130, 2):                       # up and silent about the gap
+        fleet.heartbeat(env("heartbeat"), route=b"r", now=now - 0.5)
+        assert fleet.tick(float(now))[0] == [], now
+    fleet.heartbeat(env("heartbeat"), route=b"r", now=130.5)
+    events = fleet.tick(131.0)[0]
     assert [(e.type, e.body["first_seq"], e.body["last_seq"]) for e in events] == [("gap", 2, 4)]
 
 
@@ -885,10 +894,11 @@ def test_resumed_host_is_down_and_still_owed_its_missing_ranges():
     fleet.tick(102.5)
     assert fleet.backfill_requests == [("web01", "b1", 4, 5)]                   # asked at once when back
     assert fleet.ingest(metrics(5, ts=55.0), now=103.0)[2] is True
-    events = fleet.tick(130.0)[0]
+    assert fleet.tick(130.0)[0] == []        # the second it spent down (100..101) does not count
+    events = fleet.tick(131.0)[0]
     assert [e.to_dict() for e in events] == [
         {"type": "gap", "host": "web01", "first_seq": 4, "last_seq": 4, "missing": 1, "start": None,
-         "end": 50.0, "timestamp": 130.0, "reason": "not in the agent's spool"}]
+         "end": 50.0, "timestamp": 131.0, "reason": "not in the agent's spool"}]
 
 
 def test_resume_host_past_max_hosts_is_ignored():
