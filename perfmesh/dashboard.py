@@ -182,6 +182,7 @@ class FleetModel:
         self.hosts: dict[str, HostView] = {}
         self.connected = False
         self.version = 0            # bumped on every change, so a view can tell it is stale
+        self.backfill_peak = 0      # most batches owed at once since the current backfill began
 
     def host(self, name: str) -> HostView:
         view = self.hosts.get(name)
@@ -249,6 +250,15 @@ class FleetModel:
             points.popleft()
         self.version += 1
         return True
+
+    def backfill_progress(self) -> tuple[int, float] | None:
+        """(batches still owed across the fleet, fraction done) while a backfill is under way."""
+        owed = sum(int(h.counters.get("missing_batches", 0) or 0) for h in self.hosts.values())
+        if owed <= 0:
+            self.backfill_peak = 0
+            return None
+        self.backfill_peak = max(self.backfill_peak, owed)
+        return owed, 1.0 - owed / self.backfill_peak
 
     def apply_status(self, status: dict[str, Any]) -> None:
         """A snapshot from ``ApiClient.status()``: liveness, health, violations, collectors."""

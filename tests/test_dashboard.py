@@ -269,3 +269,17 @@ def test_parse_keys_reads_arrows_enter_escape_and_backspace():
     assert parse_keys("\r\n\x7f\x08") == ["enter", "enter", "backspace", "backspace"]
     assert parse_keys("\x1b") == ["esc"]
     assert parse_keys("\x1bs\x01") == ["esc", "s"]
+
+
+def test_backfill_progress_counts_down_from_the_peak_and_resets_when_done():
+    """Owed batches across hosts give a progress fraction against the most owed at once."""
+    model = FleetModel()
+    assert model.backfill_progress() is None
+    model.apply_status({"hosts": [{"name": "a", "counters": {"missing_batches": 30}},
+                                  {"name": "b", "counters": {"missing_batches": 10}}]})
+    assert model.backfill_progress() == (40, 0.0)
+    model.apply_status({"hosts": [{"name": "a", "counters": {"missing_batches": 10}},
+                                  {"name": "b", "counters": {"missing_batches": 0}}]})
+    assert model.backfill_progress() == (10, 0.75)
+    model.apply_status({"hosts": [{"name": "a", "counters": {"missing_batches": 0}}]})
+    assert model.backfill_progress() is None and model.backfill_peak == 0

@@ -168,6 +168,13 @@ def _header(model: FleetModel, feed: Feed | None, endpoint: Endpoint, state: Top
         verb = "reconnecting to" if feed is None or feed.ever_connected or feed.failures else "connecting to"
         line = Text(f"⟳ {verb} {endpoint}…", style="bold black on yellow")
         line.append(f"   sort: {SORT_LABEL[state.sort]}", style="")
+    backfill = model.backfill_progress()
+    if backfill is not None:
+        owed, done = backfill
+        filled = int(round(done * 10))
+        line.append("   backfill ", style="bold cyan")
+        line.append("█" * filled + "░" * (10 - filled), style="cyan")
+        line.append(f" {done:.0%} ({owed} batches owed)")
     if state.editing_filter or state.filter_text:
         line.append("   filter: ")
         line.append(state.filter_text + ("▏" if state.editing_filter else ""), style="bold reverse" if state.editing_filter else "bold")
