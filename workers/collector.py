@@ -8,6 +8,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import threading
 import time
 
 import zmq
@@ -34,8 +35,8 @@ def die_with_parent() -> None:
 def run(kind: str, url: str, interval_s: float, parent_pid: int) -> None:
     """Entry point of the collector process (forked from the agent)."""
     die_with_parent()
-    stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
+    stopping = threading.Event()    # one sleep per tick; SIGTERM's handler wakes it at once
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C goes to the agent, which stops us
     ctx = zmq.Context()
     pub = make_socket(ctx, zmq.PUB, hwm=1000, heartbeat_ms=0)
@@ -46,7 +47,7 @@ def run(kind: str, url: str, interval_s: float, parent_pid: int) -> None:
     topic = wire.topic("batch", kind)
     next_due = time.monotonic()
     try:
-        while not stopping and os.getppid() == parent_pid:
+        while not stopping.is_set() and os.getppid() == parent_pid:
             now = time.time()
             by_category: dict[str, list] = {}
             for m in collector.collect(kinds, now=now):
@@ -59,9 +60,7 @@ def run(kind: str, url: str, interval_s: float, parent_pid: int) -> None:
             if delay < 0:           # fell behind (suspended): skip missed ticks, no burst
                 next_due = time.monotonic()
                 delay = 0
-            end = time.monotonic() + delay
-            while not stopping and time.monotonic() < end:
-                time.sleep(min(0.1, max(0.0, end - time.monotonic())))
+            stopping.wait(delay)
     finally:
         pub.close(0)
         ctx.term()
