@@ -286,7 +286,7 @@ class Agent:
         loop.on_readable(self.local, self.on_local)
         loop.on_readable(self.control, self.on_control)
         loop.on_readable(self.wake, self.on_wake)
-        loop.every(0.1, self._supervise)
+        loop.every(0.5, self._supervise)
         loop.every(self.config.heartbeat_s, self.on_heartbeat, first_in_s=self.config.heartbeat_s)
         self.supervisor.poll()
         self.register()
