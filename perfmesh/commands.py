@@ -19,6 +19,7 @@ class PendingCommand:
     sent_at: float
     deadline: float
     operator: str = ""
+    lost: str | None = None          # why the outcome can no longer be known (agent died)
 
     def to_wire(self) -> dict[str, Any]:
         """The body sent to the agent."""
@@ -54,3 +55,9 @@ class CommandTracker:
 
     def for_host(self, host: str) -> list[PendingCommand]:
         return [c for c in self.pending.values() if c.host == host]
+
+    def orphan(self, host: str, reason: str, now: float) -> None:
+        """The agent that had these commands died: end them (at the next deadline check) as
+        ``unknown_outcome``; they may or may not have run."""
+        for c in self.for_host(host):
+            c.lost, c.deadline = reason, min(c.deadline, now)

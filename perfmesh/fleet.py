@@ -85,6 +85,7 @@ class HostState:
     recent_commands: deque = field(default_factory=lambda: deque(maxlen=50))
     bottlenecks: list[Bottleneck] = field(default_factory=list)
     last_auto_optimize: float = float("-inf")
+    incarnation: str | None = None          # the agent process (changes when it restarts)
     analysed_batches: int = -1             # counters["batches"] at the last analysis
 
     @property
@@ -310,6 +311,10 @@ class Fleet:
             return []
         body = env.body if isinstance(env.body, dict) else {}
         events: list[Event] = []
+        incarnation = body.get("incarnation")
+        if host.incarnation and incarnation != host.incarnation:
+            self.commands.orphan(host.name, f"the agent on {host.name!r} restarted with the command in flight", now)
+        host.incarnation = incarnation if type(incarnation) is str and len(incarnation) <= 64 else None
         host.boot, host.route, host.registered = env.boot, route, True
         host.info = {k: body[k] for k in REGISTER_KEYS if k in body}
         strategies = host.info.get("strategies")
@@ -346,6 +351,7 @@ class Fleet:
         for host in self.hosts.values():
             if host.alive and now - host.last_seen > dead_after:
                 host.alive = False
+                self.commands.orphan(host.name, f"host {host.name!r} went down with the command in flight", now)
                 events.append(Event("host", host.name, {"state": "down", "timestamp": now,
                                                         "last_seen": host.last_seen}))
                 continue
@@ -504,5 +510,8 @@ def _plain_info(key: str, value: Any) -> bool:
 
 
 def _timeout_result(cmd: PendingCommand) -> dict[str, Any]:
+    if cmd.lost:
+        return {"id": cmd.id, "host": cmd.host, "strategy": cmd.strategy, "status": "unknown_outcome",
+                "error": f"{cmd.lost}; it may or may not have run"}
     return {"id": cmd.id, "host": cmd.host, "strategy": cmd.strategy, "status": "timeout",
             "error": f"no result from host {cmd.host!r} within the deadline"}

@@ -591,7 +591,7 @@ def test_malformed_command_result_is_bad_body(body):
 
 def test_command_times_out_on_tick_at_its_deadline():
     """tick() at or after the deadline answers the command with a timeout and an event."""
-    fleet = registered()
+    fleet = registered(Fleet(FleetConfig(heartbeat_interval_s=1000.0)))    # the host stays up
     cmd, _ = fleet.start_command("c1", "web01", "gc_collect", {}, b"op", 100.0, 5.0)
     assert fleet.tick(104.9)[2] == []
     events, _, answers = fleet.tick(105.0)
@@ -925,3 +925,27 @@ def test_auto_optimize_policy_overrides_the_recommendation_with_its_params_and_i
     assert fleet.tick(140.0)[1] == []               # within the policy's 50 s
     fleet.heartbeat(env("heartbeat"), route=b"r", now=151.0)
     assert [c.strategy for c in fleet.tick(151.0)[1]] == ["gc_collect"]
+
+
+def test_a_command_in_flight_when_its_host_goes_down_ends_unknown_outcome():
+    """Never 'success' and not a plain timeout: the agent may or may not have run it."""
+    fleet = registered(Fleet(FleetConfig(heartbeat_interval_s=1.0)), now=100.0, incarnation="p1")
+    cmd, reply = fleet.start_command("c1", "web01", "gc_collect", {}, b"op", 100.0, 60.0)
+    assert reply is None
+    events, _, answers = fleet.tick(104.0)
+    assert types(events)[0] == ("host", "down")
+    [(done, result)] = answers
+    assert done is cmd and result["status"] == "unknown_outcome"
+    assert "went down" in result["error"] and "may or may not have run" in result["error"]
+    assert fleet.commands.known("c1")["status"] == "unknown_outcome"
+
+
+def test_an_agent_restart_ends_its_in_flight_commands_unknown_outcome():
+    """A registration from a new agent process orphans the commands the old one had."""
+    fleet = registered(now=100.0, incarnation="p1")
+    fleet.start_command("c1", "web01", "gc_collect", {}, b"op", 100.0, 60.0)
+    registered(fleet, now=101.0, incarnation="p1")            # same process registering again
+    assert fleet.tick(101.5)[2] == []
+    registered(fleet, now=102.0, incarnation="p2")            # a new process
+    [(cmd, result)] = fleet.tick(102.5)[2]
+    assert cmd.id == "c1" and result["status"] == "unknown_outcome" and "restarted" in result["error"]

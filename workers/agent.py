@@ -12,6 +12,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -89,6 +90,7 @@ class Agent:
         for note in self.spool.repairs:
             log.warning("spool repaired: %s", note)
         self.boot = self.spool.boot          # same stream id across restarts with a spool dir
+        self.incarnation = uuid.uuid4().hex  # this process: tells the aggregator we restarted
         self.seq = self.spool.last_seq
         self.ctx = zmq.Context()
         self.tmpdir = tempfile.mkdtemp(prefix="perfmesh-agent-")
@@ -147,7 +149,8 @@ class Agent:
             "memory_total_bytes": _memory_total_bytes(),
             "platform": platform.platform(), "python": platform.python_version(),
             "interval_s": self.config.interval_s, "strategies": self.strategies(),
-            "commands": self.config.commands, "collectors": self.supervisor.info()})
+            "commands": self.config.commands, "collectors": self.supervisor.info(),
+            "incarnation": self.incarnation})
 
     # ------------------------------------------------------------- handlers
     def on_local(self) -> None:
