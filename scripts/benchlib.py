@@ -395,10 +395,12 @@ def raw_receiver(url: str, server_keys: Any, ready, result, idle_ms: int = 1000)
 
 # -------------------------------------------------------------- subscriber
 def stream_recorder(url: str, prefixes: list[bytes], keys: Any, stop_after_idle_s: float,
-                    ready, stop, result, count_only: bool = False, max_latencies: int = 2_000_000) -> None:
+                    ready, stop, result, count_only: bool = False, since=None,
+                    max_latencies: int = 2_000_000) -> None:
     """Records receive time - sample time for every stream frame matching ``prefixes``:
     metric batches (body ts) and events (body timestamp); per-host seq gaps of metrics.
-    ``count_only``: just counts frames (a cheap subscriber for throughput runs)."""
+    ``count_only``: just counts frames (a cheap subscriber for throughput runs). ``since``
+    (a shared double): latencies of samples taken before it are not recorded (warm-up)."""
     ctx = zmq.Context()
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.RCVHWM, 1_000_000)
@@ -412,6 +414,7 @@ def stream_recorder(url: str, prefixes: list[bytes], keys: Any, stop_after_idle_
     ready.set()
     lat: list[float] = []
     from_send: list[float] = []      # receive time - envelope send time (the agent's hop onward)
+    taken: list[float] = []          # sample times, to drop the warm-up once it is known
     last_seq: dict[str, int] = {}
     gaps = 0
     n = 0
@@ -447,21 +450,30 @@ def stream_recorder(url: str, prefixes: list[bytes], keys: Any, stop_after_idle_
         if len(lat) < max_latencies:
             lat.append((t - ts) * 1000.0)
             from_send.append((t - env["time"]) * 1000.0)
+            taken.append(ts)
     sub.close(0)
     ctx.term()
+    if since is not None and since.value:
+        keep = [i for i, ts in enumerate(taken) if ts >= since.value]
+        lat, from_send = [lat[i] for i in keep], [from_send[i] for i in keep]
     result.put({"received": n, "gaps": gaps, "hosts": len(last_seq), "latencies_ms": lat,
-                "from_send_ms": from_send})
+                "from_send_ms": from_send, "since": since.value if since is not None else None})
 
 
 class Recorder:
     def __init__(self, mp_ctx, url: str, prefixes: list[bytes], keys: Any = None, idle_s: float = 1.0,
                  count_only: bool = False) -> None:
         self.stop_event, ready, self.result = mp_ctx.Event(), mp_ctx.Event(), mp_ctx.Queue()
+        self.since = mp_ctx.Value("d", 0.0)
         self.proc = mp_ctx.Process(target=stream_recorder, daemon=True,
                                    args=(url, prefixes, keys, idle_s, ready, self.stop_event, self.result,
-                                         count_only))
+                                         count_only, self.since))
         self.proc.start()
         ready.wait(30)
+
+    def measure_from_now(self) -> None:
+        """Record latencies only of samples taken from now on."""
+        self.since.value = time.time()
 
     def finish(self) -> dict[str, Any]:
         self.stop_event.set()
