@@ -296,6 +296,7 @@ class Agent:
         try:
             loop.run()
         finally:
+            loop.close()
             self.close()
 
     def _supervise(self) -> None:

@@ -458,6 +458,7 @@ class Aggregator:
         try:
             loop.run()
         finally:
+            loop.close()
             self.close()
 
     def close(self) -> None:

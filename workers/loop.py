@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import time
 from typing import Callable
 
@@ -31,10 +32,19 @@ class RateLimitedLog:
 
 
 class Loop:
-    """Polls sockets and runs timers until stopped by SIGTERM/SIGINT or :meth:`stop`."""
+    """Polls sockets and runs timers until stopped by SIGTERM/SIGINT or :meth:`stop`.
 
-    def __init__(self, poll_ms: int = 100) -> None:
+    It sleeps until a socket is readable or the next timer is due (at most ``poll_ms``): a
+    signal or :meth:`stop` from another thread wakes it through a self-pipe, so an idle
+    process does not wake up just to look at a flag.
+    """
+
+    def __init__(self, poll_ms: int = 1000) -> None:
         self.poller = zmq.Poller()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self.poller.register(self._wake_r.fileno(), zmq.POLLIN)
         self.handlers: dict[zmq.Socket, Callable[[], None]] = {}
         self.timers: list[list] = []   # [next_due, interval_s, fn]
         self.poll_ms = poll_ms
@@ -54,10 +64,16 @@ class Loop:
 
     def stop(self, *_: object) -> None:
         self.running = False
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:      # the pipe is full (already woken) or closed (already stopped)
+            pass
 
     def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT stop the loop; Python writes to the self-pipe so poll wakes."""
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
+        signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
 
     def run(self) -> None:
         self.running = True
@@ -72,12 +88,31 @@ class Loop:
                     continue
                 raise
             for sock, _ in ready:
-                self._guarded(self.handlers[sock])
+                handler = self.handlers.get(sock)
+                if handler is not None:
+                    self._guarded(handler)
+                else:
+                    self._drain_wake()
             now = time.monotonic()
             for timer in self.timers:
                 if timer[0] <= now:
                     timer[0] = max(timer[0] + timer[1], now)
                     self._guarded(timer[2])
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def close(self) -> None:
+        """Release the self-pipe (after :meth:`run` has returned)."""
+        if signal.getsignal(signal.SIGTERM) == self.stop:
+            signal.set_wakeup_fd(-1)
+        self.poller.unregister(self._wake_r.fileno())
+        self._wake_r.close()
+        self._wake_w.close()
 
     def _guarded(self, fn: Callable[[], None]) -> None:
         """A handler's failure is logged (rate-limited) and never stops the loop."""
