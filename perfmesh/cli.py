@@ -462,13 +462,20 @@ def cmd_up(args: argparse.Namespace, out=sys.stdout) -> int:
         from workers.view import run_top
         return run_top(_endpoint(f"127.0.0.1:{args.port}"), duration_s=args.duration)
     finally:
-        for p in procs:
+        stop_processes(procs)
+
+
+def stop_processes(procs: list[subprocess.Popen], timeout_s: float = 5.0) -> None:
+    """SIGTERM every child still running, then wait; SIGKILL what has not exited in time."""
+    for p in procs:
+        if p.poll() is None:
             p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
+    for p in procs:
+        try:
+            p.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout_s)
 
 
 def cmd_top(args: argparse.Namespace) -> int:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 
 import pytest
 
+from perfmesh.cli import stop_processes
 from tests.conftest import ROOT, free_base_port
 from tests.netns import Topology, netns_unavailable
 
@@ -62,10 +62,4 @@ def test_metrics_and_commands_cross_namespaces(tmp_path):
                 assert res.returncode == 0, res.stdout + res.stderr
                 assert json.loads(res.stdout)["status"] == "success"
         finally:
-            for p in procs:
-                p.send_signal(signal.SIGTERM)
-            for p in procs:
-                try:
-                    p.wait(5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop_processes(procs)

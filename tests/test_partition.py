@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from perfmesh.cli import stop_processes
 from tests.conftest import ROOT, free_base_port
 from tests.netns import Topology, netns_unavailable
 from tests.test_reliability import check_every_sample, history_rows, max_spacing, spooled, wait_for
@@ -84,11 +85,4 @@ def test_partition_loses_no_sample_and_both_sides_notice_the_dead_peer(tmp_path)
             log = (tmp_path / "agg.log").read_text() + agent_log.read_text()
             assert "Traceback" not in log, log[-3000:]
         finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.send_signal(signal.SIGTERM)
-            for p in procs:
-                try:
-                    p.wait(5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop_processes(procs)
