@@ -211,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--listen", default="127.0.0.1:7780", metavar="ADDR:PORT", help="default 127.0.0.1:7780")
     w.add_argument("--allow-commands", action="store_true",
                    help="let the page send optimization commands (each asks for confirmation)")
+    w.add_argument("--operator-key", default=None, metavar="SECRET_FILE",
+                   help="an operator's secret key: the page sends commands with it (read-only without)")
 
     r = sub.add_parser("report", help="write a self-contained HTML report of one host")
     connect(r)
@@ -485,7 +487,16 @@ def cmd_top(args: argparse.Namespace) -> int:
 
 def cmd_web(args: argparse.Namespace) -> int:
     from workers.web import run_web
-    return run_web(_endpoint(args.connect, args), args.listen, allow_commands=args.allow_commands)
+    endpoint = _endpoint(args.connect, args)
+    command_endpoint = None
+    if args.operator_key:
+        if endpoint.keys is None:
+            raise CliError("perfmesh web: --operator-key needs --key and --server-key (a secured aggregator)")
+        from workers.security import ClientKeys, load_secret
+        command_endpoint = type(endpoint)(endpoint.host, endpoint.base_port,
+                                          ClientKeys(load_secret(args.operator_key), endpoint.keys.server_public),
+                                          endpoint.insecure)
+    return run_web(endpoint, args.listen, allow_commands=args.allow_commands, command_endpoint=command_endpoint)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -277,6 +277,49 @@ def test_an_agent_started_before_its_key_is_allowlisted_joins_once_it_is(secured
     assert "refused our handshake" in (secured.mesh.tmp / "agent-late01.log").read_text()
 
 
+def test_the_web_page_is_read_only_unless_an_operator_key_is_configured(secured):
+    """perfmesh web with a subscriber key serves the fleet but refuses commands; with
+    --operator-key it sends them as that operator (audited under the operator's name)."""
+    import json as _json
+    import urllib.error
+    import urllib.request
+    secured.agent("web01")
+    secured.wait_hosts("web01")
+    viewer = secured.add("subscribers", "wall")
+
+    def web(*extra: str) -> tuple[subprocess.Popen, str]:
+        port = free_base_port(1)
+        proc = secured.mesh.spawn("web", "--connect", secured.mesh.connect, "--listen", f"127.0.0.1:{port}",
+                                  *secured.keys.args(viewer), *extra, log=f"web-{port}")
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(url + "/", timeout=1).read()
+                return proc, url
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(secured.mesh.logs())
+
+    def post(url: str) -> tuple[int, dict]:
+        req = urllib.request.Request(url + "/api/command", method="POST",
+                                     data=_json.dumps({"host": "web01", "strategy": "gc_collect", "params": {}}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=20) as res:
+                return res.status, _json.loads(res.read())
+        except urllib.error.HTTPError as err:
+            return err.code, _json.loads(err.read())
+
+    _, read_only = web()
+    status, body = post(read_only)
+    assert status == 403 and "operator-key" in body["error"]
+    _, operator = web("--operator-key", str(secured.operator_key))
+    status, body = post(operator)
+    assert status == 200 and body["status"] == "success", body
+    sent = [e for e in secured.audit if e.get("strategy") == "gc_collect" and e.get("outcome") == "sent"]
+    assert sent and sent[-1]["operator"] == "alice"
+
+
 def test_binding_a_public_address_without_keys_is_refused(tmp_path):
     base = free_base_port()
     res = run_cli("aggregator", "--bind", "0.0.0.0", "--port", str(base), "--data", str(tmp_path), timeout=20)

@@ -62,16 +62,19 @@ def parse_listen(text: str) -> tuple[str, int]:
 class WebApp:
     """The state behind the HTTP handlers: the model, its feed, and one api client."""
 
-    def __init__(self, endpoint: Endpoint, allow_commands: bool = False) -> None:
+    def __init__(self, endpoint: Endpoint, allow_commands: bool = False,
+                 command_endpoint: Endpoint | None = None) -> None:
         self.endpoint = endpoint
-        self.allow_commands = allow_commands
+        # commands go with the operator key when one is configured, and are off otherwise
+        self.command_endpoint = command_endpoint or endpoint
+        self.allow_commands = allow_commands or command_endpoint is not None
         self.model = FleetModel(window_s=600.0, max_points=600)
         self.lock = threading.Lock()
         self.feed = Feed(endpoint, self.model, self.lock, name="web")
         self.stopping = threading.Event()
         self.ctx = zmq.Context()
         self.api_lock = threading.Lock()
-        self.api: ApiClient | None = None
+        self.clients: dict[str, ApiClient] = {}     # "read" and "command"
 
     def start(self) -> None:
         self.feed.start()
@@ -80,20 +83,24 @@ class WebApp:
         self.stopping.set()
         self.feed.stop()
         with self.api_lock:
-            if self.api is not None:
-                self.api.close()
+            for client in self.clients.values():
+                client.close()
+            self.clients.clear()
         self.ctx.term()
 
     def call(self, fn: str, *args: Any, **kw: Any) -> Any:
         """One api request; a fresh socket after a timeout so stale requests do not pile up."""
+        role = "command" if fn == "command" else "read"
         with self.api_lock:
-            if self.api is None:
-                self.api = ApiClient(self.endpoint, ctx=self.ctx, name="web")
+            client = self.clients.get(role)
+            if client is None:
+                endpoint = self.command_endpoint if role == "command" else self.endpoint
+                client = self.clients[role] = ApiClient(endpoint, ctx=self.ctx, name="web")
             try:
-                return getattr(self.api, fn)(*args, **kw)
+                return getattr(client, fn)(*args, **kw)
             except Unreachable:
-                self.api.close()
-                self.api = None
+                client.close()
+                del self.clients[role]
                 raise
 
     def page(self, host: str | None) -> bytes:
@@ -215,7 +222,8 @@ class Handler(BaseHTTPRequestHandler):
         if urlsplit(self.path).path != "/api/command":
             return self._error(404, "not found")
         if not self.app.allow_commands:
-            return self._error(403, "commands are disabled; start `perfmesh web --allow-commands` to send them")
+            return self._error(403, "commands are disabled: start `perfmesh web` with --operator-key "
+                                    "(secured aggregator) or --allow-commands to send them")
         origin = self.headers.get("Origin")
         if origin is not None and urlsplit(origin).netloc != self.headers.get("Host"):
             return self._error(403, "cross-origin command refused")
@@ -260,9 +268,10 @@ def make_server(app: WebApp, listen: str) -> ThreadingHTTPServer:
     return server
 
 
-def run_web(endpoint: Endpoint, listen: str, allow_commands: bool = False) -> int:
+def run_web(endpoint: Endpoint, listen: str, allow_commands: bool = False,
+            command_endpoint: Endpoint | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s web %(levelname)s %(message)s")
-    app = WebApp(endpoint, allow_commands)
+    app = WebApp(endpoint, allow_commands, command_endpoint)
     try:
         server = make_server(app, listen)
     except OSError as exc:
@@ -278,7 +287,7 @@ def run_web(endpoint: Endpoint, listen: str, allow_commands: bool = False) -> in
     signal.signal(signal.SIGINT, on_signal)
     addr = server.server_address
     log.info("dashboard on http://%s:%d/ (aggregator %s, commands %s)", addr[0], addr[1], endpoint,
-             "allowed" if allow_commands else "off")
+             "allowed" if app.allow_commands else "off")
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
