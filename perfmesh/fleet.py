@@ -11,7 +11,7 @@ import math
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from .analysis import Bottleneck, detect_bottlenecks, overall_health
 from .batch import BatchSchema, SchemaCache, decode_batch

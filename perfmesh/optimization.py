@@ -30,7 +30,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from .errors import ConfigError, InvalidParameterError, UnknownStrategyError
+from .errors import ConfigError, UnknownStrategyError
 from .params import Param, validate_free_params, validate_params
 
 NAME_RE = re.compile(r"[a-z0-9_.-]{1,64}")

@@ -112,7 +112,7 @@ def sec_ingest(run: Run) -> None:
             f"process(es), batches of 100 metrics, {dur:g}s per phase; aggregator {offered}, raw ceiling flat out")
     out: dict[str, Any] = {}
     for mode in ("plaintext", "curve"):
-        keys = bl.Keys(run.tmp / f"keys-ingest", names) if mode == "curve" else None
+        keys = bl.Keys(run.tmp / "keys-ingest", names) if mode == "curve" else None
         raw = _raw_ceiling(run, names, keys, dur, mode)
         ing = _ingest(run, names, keys, dur, mode)
         ratio = ing["rate_median"] / raw["rate"] if raw["rate"] else 0.0

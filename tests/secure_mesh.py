@@ -8,7 +8,6 @@ schema-less one), each run recorded in ``STATE_DIR/ran.log``.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import time

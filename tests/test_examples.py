@@ -76,7 +76,7 @@ def test_issue_example_runs_as_written_and_prints_what_it_promises(tmp_path):
     """Every print of the example appears, in order, with plausible values."""
     lines = run_example(tmp_path)
     expected = [
-        rf"Collected ([0-9]+) metrics",
+        r"Collected ([0-9]+) metrics",
         rf"Optimization potential: ({NUMBER})%",
         r"System health: (good|warning|critical)",
     ]

@@ -18,8 +18,8 @@ from perfmesh import wire
 from perfmesh import store as store_mod
 from perfmesh.batch import pack_values
 from perfmesh.errors import WireError
-from perfmesh.store import (ROLLUP_S, RepairReport, Store, StoreError, _next_readable, _ranges,
-                            schema_id)
+from perfmesh.salvage import _next_readable
+from perfmesh.store import RepairReport, Store, StoreError, _ranges, schema_id
 
 ROOT = Path(__file__).resolve().parent.parent
 
