@@ -80,6 +80,11 @@ class _Sample:
         self.bottlenecks = bottlenecks
 
 
+def _agent_settings(path: str) -> dict[str, Any]:
+    from .config import agent_settings, load
+    return agent_settings(load(path), {})
+
+
 class PerformanceManager:
     """Collect, analyse and optimize the performance of this host, in process.
 
@@ -87,6 +92,10 @@ class PerformanceManager:
     ``PerformanceBudget()`` with the default limits, an ``OptimizationEngine()`` with the
     built-in strategies, a ``MetricsCollector(collection_interval, history_size)`` on the best
     available source and a ``BaselineTracker()``. ``clock`` stamps the samples and profiles.
+
+    ``mesh="HOST[:BASE]"`` joins the mesh as application agent ``name`` (see
+    :meth:`join_mesh`); ``mesh_config="perfmesh.toml"`` takes the address, name, keys and
+    interval from the file's ``[agent]`` table, with these arguments winning over it.
     """
 
     def __init__(
@@ -105,9 +114,10 @@ class PerformanceManager:
         mesh: str | None = None,
         name: str | None = None,
         mesh_keys: tuple[str, str] | None = None,
-        mesh_interval: float = 1.0,
+        mesh_interval: float | None = None,
         mesh_insecure: bool = False,
         mesh_state_dir: str | None = None,
+        mesh_config: str | None = None,
     ) -> None:
         self.monitoring_interval = _positive_seconds("monitoring_interval", monitoring_interval)
         self.collection_interval = _positive_seconds("collection_interval", collection_interval)
@@ -134,8 +144,15 @@ class PerformanceManager:
         self._last_read_at = self._prime()  # time.monotonic() of the last counter reading
         self.app = ApplicationMetrics()
         self.mesh_agent: Any = None         # a workers.app_agent.AppAgent while in the mesh
+        if mesh_config is not None:   # the [agent] table of a perfmesh.toml; arguments win
+            settings = _agent_settings(mesh_config)
+            mesh = mesh or settings["connect"]
+            name = name or settings["name"]
+            if mesh_keys is None and settings.get("key"):
+                mesh_keys = (settings["key"], settings.get("server_key") or "")
+            mesh_interval = settings["interval_s"] if mesh_interval is None else mesh_interval
         if mesh is not None:
-            self.join_mesh(mesh, name=name, keys=mesh_keys, interval_s=mesh_interval,
+            self.join_mesh(mesh, name=name, keys=mesh_keys, interval_s=1.0 if mesh_interval is None else mesh_interval,
                            insecure=mesh_insecure, state_dir=mesh_state_dir)
         if enable_continuous_monitoring:
             self.start_monitoring()
