@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _endpoint(text: str, args: argparse.Namespace | None = None,
               settings: dict[str, Any] | None = None):
     """The aggregator's address with the client's keys (from flags, else from settings)."""
-    from workers.transport import Endpoint, parse_endpoint
+    from workers.transport import Endpoint, is_loopback, parse_endpoint
     try:
         ep = parse_endpoint(text)
     except ConfigError as exc:  # a bad --connect is a usage error (exit 2), like any flag
@@ -260,19 +260,15 @@ def _endpoint(text: str, args: argparse.Namespace | None = None,
     if key:
         from workers.security import ClientKeys
         keys = ClientKeys.load(key, server_key)
-    elif insecure and not is_loopback_host(ep.host):
+    elif insecure and not is_loopback(ep.host):
         print(f"perfmesh: WARNING: talking to {ep} without encryption or authentication (--insecure)",
               file=sys.stderr)
     return Endpoint(ep.host, ep.base_port, keys, insecure)
 
 
-def is_loopback_host(host: str) -> bool:
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
 def cmd_aggregator(args: argparse.Namespace) -> int:
     from workers.aggregator import AggregatorConfig, main
-    from workers.transport import Endpoint
+    from workers.transport import Endpoint, is_loopback
     from .config import Config, aggregator_settings, load
     from .fleet import FleetConfig
     cfg = load(args.config) if args.config else Config()
@@ -284,7 +280,7 @@ def cmd_aggregator(args: argparse.Namespace) -> int:
     overrides = dict(args.budget)
     keys_dir = args.keys or s.get("keys_dir")
     insecure = bool(args.insecure)
-    if insecure and not keys_dir and not is_loopback_host(s["bind"]):
+    if insecure and not keys_dir and not is_loopback(s["bind"]):
         print(f"perfmesh aggregator: WARNING: --insecure: {s['bind']} accepts unauthenticated, unencrypted "
               "agents, operators and subscribers from the network", file=sys.stderr)
 
