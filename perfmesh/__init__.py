@@ -4,10 +4,10 @@ The library works in one process with no sockets (``PerformanceManager`` and fri
 importing it starts nothing and imports neither zmq nor msgpack.
 """
 
-from .analysis import Bottleneck
-from .baseline import Baseline, BaselineTracker
-from .budget import DEFAULT_BUDGETS, AlertEvent, BudgetViolation, PerformanceBudget
-from .collection import MetricsCollector
+from .rules.analysis import Bottleneck
+from .rules.baseline import Baseline, BaselineTracker
+from .rules.budget import DEFAULT_BUDGETS, AlertEvent, BudgetViolation, PerformanceBudget
+from .collect.collection import MetricsCollector
 from .errors import (
     ConfigError,
     InvalidParameterError,
@@ -16,10 +16,10 @@ from .errors import (
     UnknownStrategyError,
     WireError,
 )
-from .manager import PerformanceManager
-from .metric import PerformanceMetric, PerformanceProfile
-from .optimization import OptimizationEngine, OptimizationResult
-from .timing import PerformanceContext, PerformanceUtils
+from .inproc.manager import PerformanceManager
+from .model.metric import PerformanceMetric, PerformanceProfile
+from .optimize.engine import OptimizationEngine, OptimizationResult
+from .inproc.timing import PerformanceContext, PerformanceUtils
 
 __version__ = "0.1.0"
 

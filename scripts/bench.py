@@ -235,12 +235,12 @@ def sec_latency(run: Run) -> None:
                 f"p99 < {targets[key]:g} ms", p["p99"] < targets[key])
     run.figures["commands"]["latency"] = (
         f"{bl.aggregator_command(True)} --port BASE --data DIR (command limits raised); "
-        "python -m perfmesh agent --interval 0.01 (samples); 1 simulated host toggling cpu_percent "
-        "95/10 at 1000 batches/s (violations); python -m perfmesh agent --interval 1 + api command gc_tune")
+        "python -m workers agent --interval 0.01 (samples); 1 simulated host toggling cpu_percent "
+        "95/10 at 1000 batches/s (violations); python -m workers agent --interval 1 + api command gc_tune")
 
 
 def _agent(base: int, name: str, interval: float, state: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "perfmesh", "agent", "--connect", f"127.0.0.1:{base}",
+    return subprocess.Popen([sys.executable, "-m", "workers", "agent", "--connect", f"127.0.0.1:{base}",
                              "--name", name, "--interval", str(interval), "--state-dir", str(state)],
                             cwd=bl.ROOT, env=bl.ENV, stderr=subprocess.DEVNULL)
 
@@ -391,7 +391,7 @@ def sec_footprint(run: Run) -> None:
         if not name.startswith("perfmesh"):
             run.row("footprint", f"{name.split(' (')[0]} CPU % / PSS MB (peer)",
                     f"{r['cpu_percent']:.2f} / {r['pss_mb']:.1f}", "-", None)
-    run.figures["commands"]["footprint"] = ("python -m perfmesh agent --interval 1; prometheus-node-exporter "
+    run.figures["commands"]["footprint"] = ("python -m workers agent --interval 1; prometheus-node-exporter "
                                             "--web.listen-address=127.0.0.1:PORT scraped every 1 s; collectd -f -C "
                                             "conf (Interval 1; cpu memory load disk interface network)")
 
@@ -494,9 +494,9 @@ def _scale_step(run: Run, hosts: int, dur: float) -> dict[str, Any]:
 # ====================================================================== 5. history
 def sec_history(run: Run) -> None:
     import tracemalloc
-    from perfmesh import wire
-    from perfmesh.batch import BatchEncoder
-    from perfmesh.fleet import Fleet, FleetConfig
+    from perfmesh.protocol import wire
+    from perfmesh.protocol.batch import BatchEncoder
+    from perfmesh.mesh.fleet import Fleet, FleetConfig
     hosts, rows, width = run.q(10, 50), 1000, 100
     run.say(f"[bold]5. History memory[/]: a Fleet with default history ({rows} rows), {hosts} hosts x {width} "
             f"series filled to capacity ({hosts * rows * width:,} samples)")
@@ -535,7 +535,7 @@ def sec_history(run: Run) -> None:
 def sec_overhead(run: Run) -> None:
     import cProfile
     import bench_overhead as bo
-    from perfmesh.timing import PerformanceUtils
+    from perfmesh.inproc.timing import PerformanceUtils
     calls, repeats = run.q(50_000, 200_000), run.q(5, 7)
     run.say(f"[bold]6. Library overhead[/]: {calls:,} calls x {repeats} repeats, medians "
             "(scripts/bench_overhead.py's loop)")

@@ -29,8 +29,8 @@ import zmq  # noqa: E402
 
 import benchlib  # noqa: E402
 from benchlib import free_base, realistic_metrics  # noqa: E402,F401
-from perfmesh import wire  # noqa: E402
-from perfmesh.batch import BatchEncoder  # noqa: E402
+from perfmesh.protocol import wire  # noqa: E402
+from perfmesh.protocol.batch import BatchEncoder  # noqa: E402
 
 
 def sender(url: str, hosts: int, metrics: int, duration_s: float, rate_per_host: float | None,
@@ -102,7 +102,7 @@ def run_senders(url: str, args, ctx) -> None:
 
 def measure_ingest(args, ctx) -> dict:
     base = free_base()
-    agg = subprocess.Popen([sys.executable, "-m", "perfmesh", "aggregator", "--port", str(base)],
+    agg = subprocess.Popen([sys.executable, "-m", "workers", "aggregator", "--port", str(base)],
                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                            stderr=subprocess.DEVNULL)
     from workers.client import ApiClient

@@ -20,7 +20,7 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from perfmesh.timing import PerformanceUtils  # noqa: E402
+from perfmesh.inproc.timing import PerformanceUtils  # noqa: E402
 
 
 def target(x: int) -> int:

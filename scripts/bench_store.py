@@ -1,4 +1,4 @@
-"""Benchmark perfmesh.store: add_batches and query, next to a plain executemany baseline.
+"""Benchmark perfmesh.store.database: add_batches and query, next to a plain executemany baseline.
 
     python scripts/bench_store.py [--batches 200000] [--per-call 1000] [--width 100]
 
@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from perfmesh import wire  # noqa: E402
-from perfmesh.batch import pack_values  # noqa: E402
-from perfmesh.store import Store  # noqa: E402
+from perfmesh.protocol import wire  # noqa: E402
+from perfmesh.protocol.batch import pack_values  # noqa: E402
+from perfmesh.store.database import Store  # noqa: E402
 
 
 def make_rows(n: int, width: int, hosts: int) -> list[tuple]:

@@ -29,9 +29,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 import zmq  # noqa: E402
 
-from perfmesh import wire  # noqa: E402
-from perfmesh.batch import BatchEncoder  # noqa: E402
-from perfmesh.metric import PerformanceMetric  # noqa: E402
+from perfmesh.protocol import wire  # noqa: E402
+from perfmesh.protocol.batch import BatchEncoder  # noqa: E402
+from perfmesh.model.metric import PerformanceMetric  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -168,7 +168,7 @@ def start_aggregator(base: int, data_dir: Path, keys_dir: Path | None = None, *,
     if raised_limits:
         cmd = [sys.executable, str(ROOT / "scripts" / "benchlib.py"), "aggregator"]
     else:
-        cmd = [sys.executable, "-m", "perfmesh", "aggregator"]
+        cmd = [sys.executable, "-m", "workers", "aggregator"]
     cmd += ["--port", str(base), "--data", str(data_dir), *extra]
     if keys_dir is not None:
         cmd += ["--keys", str(keys_dir)]
@@ -176,7 +176,7 @@ def start_aggregator(base: int, data_dir: Path, keys_dir: Path | None = None, *,
 
 
 def aggregator_command(raised_limits: bool = False) -> str:
-    return ("python scripts/benchlib.py aggregator" if raised_limits else "python -m perfmesh aggregator")
+    return ("python scripts/benchlib.py aggregator" if raised_limits else "python -m workers aggregator")
 
 
 class Api:
@@ -486,7 +486,7 @@ class Recorder:
 def _aggregator_main(argv: list[str]) -> int:
     """The real aggregator with the per-host and per-operator command rate limits raised."""
     import argparse
-    from perfmesh.fleet import FleetConfig
+    from perfmesh.mesh.fleet import FleetConfig
     from workers.aggregator import AggregatorConfig, main
     from workers.transport import Endpoint
     ap = argparse.ArgumentParser(prog="benchlib.py aggregator")

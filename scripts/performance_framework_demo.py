@@ -27,7 +27,7 @@ from perfmesh import (  # noqa: E402
     PerformanceUtils,
     UnknownStrategyError,
 )
-from perfmesh.budget import AlertEvent  # noqa: E402
+from perfmesh.rules.budget import AlertEvent  # noqa: E402
 
 
 def section(title: str) -> None:

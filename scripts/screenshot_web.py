@@ -74,7 +74,7 @@ def main() -> int:
         if shutil.which("tmux"):
             session = f"perfmesh-shot-{port}"
             subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30",
-                            f"cd {ROOT} && {sys.executable} -m perfmesh top --connect {mesh.connect}"], check=True)
+                            f"cd {ROOT} && {sys.executable} -m workers top --connect {mesh.connect}"], check=True)
             time.sleep(4)
             text = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
             (out / "top.txt").write_text(text)

@@ -89,7 +89,7 @@ class Soak:
     def spawn(self, label: str, *args: str, stdout=None) -> None:
         log = open(self.tmp / f"{label}.log", "wb")
         self.procs[label] = subprocess.Popen(
-            [sys.executable, "-m", "perfmesh", *args], cwd=ROOT, env=ENV, start_new_session=True,
+            [sys.executable, "-m", "workers", *args], cwd=ROOT, env=ENV, start_new_session=True,
             stdout=stdout if stdout is not None else log, stderr=log)
 
     def start(self) -> None:

@@ -40,7 +40,7 @@ def free_base_port(span: int = 4) -> int:
 
 
 def perfmesh_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "perfmesh", *args]
+    return [sys.executable, "-m", "workers", *args]
 
 
 def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:

@@ -16,7 +16,7 @@ from typing import Any
 
 import zmq
 
-from perfmesh import wire
+from perfmesh.protocol import wire
 from workers.client import ApiClient
 from workers.security import ROLES, ClientKeys, load_secret, new_keypair
 from workers.transport import Endpoint
@@ -137,7 +137,7 @@ def rss_kb(pid: int) -> int:
 
 def metric_frame(host: str, seq: int, name: str, value: float = 1.0, boot: str = "b00t") -> bytes:
     """A well-formed metric batch envelope with one series."""
-    from perfmesh.batch import make_body
+    from perfmesh.protocol.batch import make_body
     schema = wire.pack(["application", [[name, "", {}]]])
     return wire.encode("metrics", host, boot, seq, time.time(), make_body(schema, time.time(), [value]))
 
@@ -216,8 +216,8 @@ class FakeAggregator:
 
 # ------------------------------------------------------------ an embedding application
 def _embedded_agent(connect: str, name: str, secret: str, server_public: str, state_dir: str) -> int:
-    from perfmesh.optimization import OptimizationEngine
-    from perfmesh.params import Param
+    from perfmesh.optimize.engine import OptimizationEngine
+    from perfmesh.model.params import Param
     from workers.agent import Agent, AgentConfig
     from workers.security import ClientKeys
     from workers.transport import parse_endpoint

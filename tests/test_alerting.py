@@ -1,4 +1,4 @@
-"""perfmesh.alerting: rules (delay, hysteresis, repeat, severities, selectors), burn rates, engine."""
+"""perfmesh.rules.alerting: rules (delay, hysteresis, repeat, severities, selectors), burn rates, engine."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import math
 
 import pytest
 
-from perfmesh.alerting import (
+from perfmesh.rules.alerting import (
     Alert, AlertEngine, AlertRule, BurnRateConfig, BurnTracker, HostSelector, RuleEvaluator,
     split_series_key)
 from perfmesh.errors import ConfigError
-from perfmesh.fleet import Event
+from perfmesh.mesh.fleet import Event
 
 
 def rule(**kw) -> AlertRule:

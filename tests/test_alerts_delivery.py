@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from perfmesh.alerting import Alert, AlertEngine, AlertRule
-from perfmesh.fleet import Event
+from perfmesh.rules.alerting import Alert, AlertEngine, AlertRule
+from perfmesh.mesh.fleet import Event
 from workers.alerts import (
     AlertmanagerTarget, AlertSink, HttpOutbox, WebhookTarget, am_alert, rfc3339)
 

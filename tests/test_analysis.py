@@ -1,11 +1,11 @@
-"""Tests for perfmesh.analysis: bottlenecks, health, potential score, recommendations."""
+"""Tests for perfmesh.rules.analysis: bottlenecks, health, potential score, recommendations."""
 
 import json
 import math
 
 import pytest
 
-from perfmesh.analysis import (
+from perfmesh.rules.analysis import (
     BOTTLENECK_KINDS,
     DEFAULT_THRESHOLDS,
     Bottleneck,
@@ -15,7 +15,7 @@ from perfmesh.analysis import (
     recommendations,
     resolve_thresholds,
 )
-from perfmesh.budget import BudgetViolation
+from perfmesh.rules.budget import BudgetViolation
 from perfmesh.errors import ConfigError
 
 

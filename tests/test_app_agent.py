@@ -17,8 +17,9 @@ import urllib.request
 import pytest
 import zmq
 
-from perfmesh import ConfigError, PerformanceManager, wire
-from perfmesh.batch import SchemaCache, batch_metrics, decode_batch
+from perfmesh import ConfigError, PerformanceManager
+from perfmesh.protocol import wire
+from perfmesh.protocol.batch import SchemaCache, batch_metrics, decode_batch
 
 from .conftest import ROOT, free_base_port
 

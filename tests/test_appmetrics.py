@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from perfmesh import ConfigError, InvalidParameterError, PerformanceUtils
-from perfmesh.appmetrics import MB, ApplicationMetrics, growth_per_min
+from perfmesh.inproc.appmetrics import MB, ApplicationMetrics, growth_per_min
 
 
 def by_key(metrics):

@@ -1,9 +1,9 @@
-"""Tests for perfmesh.audit: an append-only JSON-lines log on a real temp file."""
+"""Tests for perfmesh.store.audit: an append-only JSON-lines log on a real temp file."""
 
 import os
 import stat
 
-from perfmesh.audit import AuditLog
+from perfmesh.store.audit import AuditLog
 
 
 def test_entries_come_back_in_order_one_json_line_each(tmp_path):
@@ -75,7 +75,7 @@ def test_entries_of_a_removed_file_is_empty_and_close_is_idempotent(tmp_path):
 
 def test_entries_json_cannot_encode_as_given_are_made_jsonable(tmp_path):
     """Non-text keys, odd types and too-deep nesting are written as text instead of refusing the entry."""
-    from perfmesh.audit import MAX_DEPTH
+    from perfmesh.store.audit import MAX_DEPTH
 
     deep = current = {}
     for _ in range(MAX_DEPTH + 2):

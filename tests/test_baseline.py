@@ -1,4 +1,4 @@
-"""Tests for perfmesh.baseline: rolling mean/stdev per metric and comparison."""
+"""Tests for perfmesh.rules.baseline: rolling mean/stdev per metric and comparison."""
 
 import json
 import math
@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from perfmesh.baseline import Baseline, BaselineTracker
+from perfmesh.rules.baseline import Baseline, BaselineTracker
 from perfmesh.errors import ConfigError
 
 

@@ -1,4 +1,4 @@
-"""Tests for perfmesh.batch: columnar batch schemas, values and the schema-reusing encoder."""
+"""Tests for perfmesh.protocol.batch: columnar batch schemas, values and the schema-reusing encoder."""
 
 import math
 import struct
@@ -6,8 +6,9 @@ from array import array
 
 import pytest
 
-from perfmesh import batch, wire
-from perfmesh.batch import (
+from perfmesh.protocol import batch
+from perfmesh.protocol import wire
+from perfmesh.protocol.batch import (
     BatchEncoder,
     SchemaCache,
     batch_metrics,
@@ -20,7 +21,7 @@ from perfmesh.batch import (
     unpack_values,
 )
 from perfmesh.errors import WireError
-from perfmesh.metric import PerformanceMetric
+from perfmesh.model.metric import PerformanceMetric
 
 
 def m(name, value, unit="", **labels):

@@ -1,5 +1,5 @@
 """Each third-party library stays at its one edge (DESIGN.md): zmq only in workers/, msgpack
-only in perfmesh/wire.py, psutil only in perfmesh/psutil_source.py, pickle nowhere; and
+only in perfmesh/protocol/wire.py, psutil only in perfmesh/collect/psutil_source.py, pickle nowhere; and
 importing the library does not load zmq."""
 
 import ast
@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = sorted((ROOT / "perfmesh").glob("*.py")) + sorted((ROOT / "workers").glob("*.py"))
+SOURCES = sorted((ROOT / "perfmesh").rglob("*.py")) + sorted((ROOT / "workers").rglob("*.py"))
 
 # module -> whether a file (path relative to the repo root) may import it.
 ALLOWED = {
     "zmq": lambda rel: rel.startswith("workers/"),
-    "msgpack": lambda rel: rel == "perfmesh/wire.py",
-    "psutil": lambda rel: rel == "perfmesh/psutil_source.py",
+    "msgpack": lambda rel: rel == "perfmesh/protocol/wire.py",
+    "psutil": lambda rel: rel == "perfmesh/collect/psutil_source.py",
     "pickle": lambda rel: False,
     "cPickle": lambda rel: False,
     "dill": lambda rel: False,
@@ -46,7 +46,7 @@ def imports_by_file() -> dict[str, set[str]]:
 def test_sources_are_found():
     """The walk sees the library and the workers (an empty walk would pass vacuously)."""
     files = imports_by_file()
-    assert "perfmesh/manager.py" in files and "perfmesh/psutil_source.py" in files
+    assert "perfmesh/inproc/manager.py" in files and "perfmesh/collect/psutil_source.py" in files
     assert any(rel.startswith("workers/") for rel in files)
 
 

@@ -1,11 +1,11 @@
-"""Tests for perfmesh.budget: limits, violations, alerts, reports and config."""
+"""Tests for perfmesh.rules.budget: limits, violations, alerts, reports and config."""
 
 import json
 import math
 
 import pytest
 
-from perfmesh.budget import (
+from perfmesh.rules.budget import (
     CRITICAL_FACTOR,
     DEFAULT_BUDGETS,
     AlertEvent,

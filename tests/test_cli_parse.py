@@ -1,4 +1,4 @@
-"""Tests for perfmesh.cli parsing: defaults, flag validation (one line, exit 2), parse_param,
+"""Tests for workers.cli parsing: defaults, flag validation (one line, exit 2), parse_param,
 parse_budget and main()'s error paths. No processes or sockets are started."""
 
 import argparse
@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from perfmesh import cli
-from perfmesh.cli import CliError, build_parser, main, parse_budget, parse_param
+from workers import cli
+from workers.cli import CliError, build_parser, main, parse_budget, parse_param
 from perfmesh.errors import ConfigError, PerfmeshError
 
 

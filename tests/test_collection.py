@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from perfmesh import sources
-from perfmesh.collection import DEFAULT_KINDS, KINDS, MetricsCollector
+from perfmesh.collect import sources
+from perfmesh.collect.collection import DEFAULT_KINDS, KINDS, MetricsCollector
 from perfmesh.errors import ConfigError
-from perfmesh.psutil_source import PsutilSource
-from perfmesh.snapshots import CpuTimes, DiskCounters, LoadAvg, MemoryInfo, NetCounters, SwapInfo
-from perfmesh.sources import ProcSource, Source, StdlibSource, default_source
+from perfmesh.collect.psutil_source import PsutilSource
+from perfmesh.model.snapshots import CpuTimes, DiskCounters, LoadAvg, MemoryInfo, NetCounters, SwapInfo
+from perfmesh.collect.sources import ProcSource, Source, StdlibSource, default_source
 
 GIB = 1024**3
 
@@ -448,7 +448,7 @@ def test_default_source_prefers_psutil():
 def test_default_source_falls_back_to_proc_without_psutil(monkeypatch):
     """psutil import blocked: ProcSource on Linux, and it yields memory_percent."""
     monkeypatch.setitem(sys.modules, "psutil", None)
-    monkeypatch.delitem(sys.modules, "perfmesh.psutil_source", raising=False)
+    monkeypatch.delitem(sys.modules, "perfmesh.collect.psutil_source", raising=False)
     src = default_source()
     assert isinstance(src, ProcSource)
     assert "memory_percent" in values(MetricsCollector(source=src).collect(now=1.0))
@@ -457,7 +457,7 @@ def test_default_source_falls_back_to_proc_without_psutil(monkeypatch):
 def test_default_source_falls_back_to_stdlib_off_linux(monkeypatch):
     """psutil import blocked and not Linux: StdlibSource."""
     monkeypatch.setitem(sys.modules, "psutil", None)
-    monkeypatch.delitem(sys.modules, "perfmesh.psutil_source", raising=False)
+    monkeypatch.delitem(sys.modules, "perfmesh.collect.psutil_source", raising=False)
     monkeypatch.setattr(sources.sys, "platform", "darwin")
     assert isinstance(default_source(), StdlibSource)
 
@@ -465,7 +465,7 @@ def test_default_source_falls_back_to_stdlib_off_linux(monkeypatch):
 BLOCKED_PSUTIL_SCRIPT = """
 import json, sys, time
 sys.modules["psutil"] = None
-from perfmesh.collection import MetricsCollector
+from perfmesh.collect.collection import MetricsCollector
 c = MetricsCollector()
 names = set()
 deadline = time.monotonic() + 5

@@ -39,7 +39,7 @@ def test_a_command_in_flight_when_the_agent_is_killed_ends_unknown_outcome(mesh)
         time.sleep(0.2)
     else:
         raise AssertionError(f"slowapp never offered its strategy: {hosts}")
-    command = subprocess.Popen([sys.executable, "-m", "perfmesh", "command", "slowapp", "slow", "--json",
+    command = subprocess.Popen([sys.executable, "-m", "workers", "command", "slowapp", "slow", "--json",
                                 "--timeout", "30", "--connect", mesh.connect],
                                cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

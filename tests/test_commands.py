@@ -1,6 +1,6 @@
-"""Tests for perfmesh.commands: pending commands, deadlines and the bounded replay cache."""
+"""Tests for perfmesh.mesh.commands: pending commands, deadlines and the bounded replay cache."""
 
-from perfmesh.commands import TERMINAL_STATUSES, CommandTracker, PendingCommand
+from perfmesh.mesh.commands import TERMINAL_STATUSES, CommandTracker, PendingCommand
 
 
 def cmd(cmd_id="c1", host="web01", deadline=10.0):

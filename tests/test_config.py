@@ -1,13 +1,14 @@
-"""perfmesh.config: TOML check (every error, dotted key, what was expected), parse, merge, CLI."""
+"""perfmesh.config.schema: TOML check (every error, dotted key, what was expected), parse, merge, CLI."""
 
 from __future__ import annotations
 
 import pytest
 
-from perfmesh import cli, config
-from perfmesh.alerting import HostSelector
-from perfmesh.budget import DEFAULT_BUDGETS
-from perfmesh.config import (
+from workers import cli
+from perfmesh.config import schema as config
+from perfmesh.rules.alerting import HostSelector
+from perfmesh.rules.budget import DEFAULT_BUDGETS
+from perfmesh.config.schema import (
     AGENT_DEFAULTS, EXAMPLE, Config, ConfigIssue, aggregator_settings, agent_settings, check,
     load, loads, merge, parse, parse_toml, read)
 from perfmesh.errors import ConfigError

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from perfmesh.dashboard import (SORT_KEYS, FleetModel, TopState, bar, compact_bytes, level, next_sort, parse_key,
+from perfmesh.views.dashboard import (SORT_KEYS, FleetModel, TopState, bar, compact_bytes, level, next_sort, parse_key,
                                 parse_keys, sparkline)
 
 

@@ -8,9 +8,9 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from perfmesh.alerting import BurnRateConfig
+from perfmesh.rules.alerting import BurnRateConfig
 from perfmesh.errors import ConfigError
-from perfmesh.fleet import Event
+from perfmesh.mesh.fleet import Event
 from workers.exporter import MetricsExporter, SnapshotCollector, metric_name, parse_listen
 
 LIMITS = {"cpu_percent": 80.0, "memory_percent": 0.0}

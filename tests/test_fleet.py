@@ -1,14 +1,14 @@
-"""Tests for perfmesh.fleet: the aggregator's pure state machine, driven with a fake clock."""
+"""Tests for perfmesh.mesh.fleet: the aggregator's pure state machine, driven with a fake clock."""
 
 from collections import deque
 
 import pytest
 
-from perfmesh import wire
-from perfmesh.batch import make_body
+from perfmesh.protocol import wire
+from perfmesh.protocol.batch import make_body
 from perfmesh.errors import WireError
-from perfmesh.fleet import Event, Fleet, FleetConfig
-from perfmesh.wire import Envelope
+from perfmesh.mesh.fleet import Event, Fleet, FleetConfig
+from perfmesh.protocol.wire import Envelope
 
 CPU = wire.pack(["cpu", [["cpu_percent", "%", {}], ["cpu_core_percent", "%", {"cpu": "0"}]]])
 MEM = wire.pack(["memory", [["memory_percent", "%", {}]]])

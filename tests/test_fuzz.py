@@ -21,8 +21,8 @@ import zmq
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from perfmesh import wire
-from perfmesh.batch import SchemaCache, decode_batch, make_body
+from perfmesh.protocol import wire
+from perfmesh.protocol.batch import SchemaCache, decode_batch, make_body
 from perfmesh.errors import WireError
 from tests.conftest import run_cli
 from tests.secure_mesh import FakeAggregator, Keys, Operator, curve, rss_kb, wait_handshake

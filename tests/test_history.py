@@ -1,12 +1,12 @@
-"""Tests for perfmesh.history: fixed-size rings per schema and the per-host series cap."""
+"""Tests for perfmesh.mesh.history: fixed-size rings per schema and the per-host series cap."""
 
 from array import array
 
 import pytest
 
-from perfmesh import wire
-from perfmesh.batch import parse_schema
-from perfmesh.history import DEFAULT_HISTORY_ROWS, BlockRing, SeriesHistory
+from perfmesh.protocol import wire
+from perfmesh.protocol.batch import parse_schema
+from perfmesh.mesh.history import DEFAULT_HISTORY_ROWS, BlockRing, SeriesHistory
 
 
 def schema(category="cpu", names=("a", "b"), labels=None):

@@ -8,14 +8,14 @@ import time
 
 import pytest
 
-from perfmesh.baseline import BaselineTracker
-from perfmesh.budget import PerformanceBudget
-from perfmesh.collection import MetricsCollector
+from perfmesh.rules.baseline import BaselineTracker
+from perfmesh.rules.budget import PerformanceBudget
+from perfmesh.collect.collection import MetricsCollector
 from perfmesh.errors import ConfigError, UnknownStrategyError
-from perfmesh.manager import PerformanceManager
-from perfmesh.optimization import OptimizationEngine
-from perfmesh.params import Param
-from perfmesh.snapshots import CpuTimes, DiskCounters, LoadAvg, MemoryInfo, SwapInfo
+from perfmesh.inproc.manager import PerformanceManager
+from perfmesh.optimize.engine import OptimizationEngine
+from perfmesh.model.params import Param
+from perfmesh.model.snapshots import CpuTimes, DiskCounters, LoadAvg, MemoryInfo, SwapInfo
 
 GIB = 1024**3
 

@@ -12,7 +12,7 @@ import time
 import pytest
 import zmq
 
-from perfmesh import wire
+from perfmesh.protocol import wire
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.timeout(120)]
 

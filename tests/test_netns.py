@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from perfmesh.cli import stop_processes
+from workers.cli import stop_processes
 from tests.conftest import ROOT, free_base_port
 from tests.netns import Topology, netns_unavailable
 
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.multiprocess, pytest.mark.netns, pytest.mark.timeout(1
 
 
 def perfmesh_in(topo: Topology, where: str, *args: str) -> list[str]:
-    return [*topo.exec_prefix(where), sys.executable, "-m", "perfmesh", *args]
+    return [*topo.exec_prefix(where), sys.executable, "-m", "workers", *args]
 
 
 def test_metrics_and_commands_cross_namespaces(tmp_path):

@@ -1,12 +1,12 @@
-"""Tests for perfmesh.optimization: the exact-name registry and validated runs."""
+"""Tests for perfmesh.optimize.engine: the exact-name registry and validated runs."""
 
 import threading
 
 import pytest
 
 from perfmesh.errors import ConfigError, InvalidParameterError, UnknownStrategyError
-from perfmesh.optimization import OptimizationEngine, OptimizationResult, compare_measurements
-from perfmesh.params import Param
+from perfmesh.optimize.engine import OptimizationEngine, OptimizationResult, compare_measurements
+from perfmesh.model.params import Param
 
 
 class FakeClock:

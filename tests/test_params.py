@@ -1,4 +1,4 @@
-"""Tests for perfmesh.params: typed parameter schemas refuse everything off-schema."""
+"""Tests for perfmesh.model.params: typed parameter schemas refuse everything off-schema."""
 
 import math
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from perfmesh.errors import ConfigError, InvalidParameterError
-from perfmesh.params import (
+from perfmesh.model.params import (
     SHELL_METACHARACTERS,
     Param,
     validate_free_params,

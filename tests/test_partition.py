@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from perfmesh.cli import stop_processes
+from workers.cli import stop_processes
 from tests.conftest import ROOT, free_base_port
 from tests.netns import Topology, netns_unavailable
 from tests.test_reliability import check_every_sample, history_rows, max_spacing, spooled, wait_for
@@ -23,7 +23,7 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 def perfmesh_in(topo: Topology, where: str, *args: str) -> list[str]:
-    return [*topo.exec_prefix(where), sys.executable, "-m", "perfmesh", *args]
+    return [*topo.exec_prefix(where), sys.executable, "-m", "workers", *args]
 
 
 def test_partition_loses_no_sample_and_both_sides_notice_the_dead_peer(tmp_path):

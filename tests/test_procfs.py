@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from perfmesh.errors import PerfmeshError
-from perfmesh.procfs import (
+from perfmesh.collect.procfs import (
     MEMINFO_FIELDS,
     ProcfsError,
     memory_from_meminfo,
@@ -17,7 +17,7 @@ from perfmesh.procfs import (
     parse_stat,
     physical_disks,
 )
-from perfmesh.snapshots import CpuTimes, DiskCounters, LoadAvg, MemoryInfo, NetCounters, SwapInfo
+from perfmesh.model.snapshots import CpuTimes, DiskCounters, LoadAvg, MemoryInfo, NetCounters, SwapInfo
 
 FIXTURES = Path(__file__).parent / "fixtures" / "proc"
 HOST = FIXTURES / "host"

@@ -1,8 +1,8 @@
-"""Tests for perfmesh.ratelimit: token buckets per key with a fake clock."""
+"""Tests for perfmesh.mesh.ratelimit: token buckets per key with a fake clock."""
 
 import pytest
 
-from perfmesh.ratelimit import RateLimiter, TokenBucket
+from perfmesh.mesh.ratelimit import RateLimiter, TokenBucket
 
 
 def test_bucket_starts_full_and_allows_a_burst_then_refuses():

@@ -2,8 +2,8 @@
 
 import pytest
 
-from perfmesh.rates import CounterRates, CpuPercent, cpu_percent
-from perfmesh.snapshots import CpuTimes
+from perfmesh.collect.rates import CounterRates, CpuPercent, cpu_percent
+from perfmesh.model.snapshots import CpuTimes
 
 
 def test_first_sight_of_a_key_yields_no_rate():

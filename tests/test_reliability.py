@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from perfmesh import wire
-from perfmesh.batch import parse_schema
-from perfmesh.spool import HEADER
+from perfmesh.protocol import wire
+from perfmesh.protocol.batch import parse_schema
+from perfmesh.store.spool import HEADER
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.timeout(90)]
@@ -146,8 +146,8 @@ def test_every_sample_taken_while_the_aggregator_was_sigkilled_is_in_history_onc
 
 BLASTER = r"""
 import sys, time, zmq
-from perfmesh import wire
-from perfmesh.batch import make_body
+from perfmesh.protocol import wire
+from perfmesh.protocol.batch import make_body
 port, rate, seconds = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
 ctx = zmq.Context()
 pub = ctx.socket(zmq.PUB)
@@ -189,7 +189,7 @@ def test_a_stopped_subscriber_does_not_slow_ingest(mesh):
 
     wait_for(lambda: batches() > 1000, 10, "blaster batches arriving")
     without = measure(5.0)
-    sub = subprocess.Popen([sys.executable, "-m", "perfmesh", "subscribe", "--connect", mesh.connect, "--json"],
+    sub = subprocess.Popen([sys.executable, "-m", "workers", "subscribe", "--connect", mesh.connect, "--json"],
                            cwd=ROOT, env=ENV, stdout=subprocess.PIPE)
     mesh.procs.append(sub)
     time.sleep(1.5)

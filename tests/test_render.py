@@ -1,10 +1,10 @@
-"""Tests for perfmesh.render: one readable line per event, status tables, command results."""
+"""Tests for perfmesh.views.render: one readable line per event, status tables, command results."""
 
 import time
 
 import pytest
 
-from perfmesh.render import format_command_result, format_event, format_status, format_value
+from perfmesh.views.render import format_command_result, format_event, format_status, format_value
 
 TS = 1_700_000_000.0
 CLOCK = time.strftime("%H:%M:%S", time.localtime(TS))

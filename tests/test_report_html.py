@@ -2,7 +2,7 @@
 
 import re
 
-from perfmesh.report_html import (Line, budget_rows, build_report, group_series, nice_ceiling, series_stats,
+from perfmesh.views.report_html import (Line, budget_rows, build_report, group_series, nice_ceiling, series_stats,
                                   svg_chart)
 
 

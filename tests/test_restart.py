@@ -1,8 +1,8 @@
-"""Tests for perfmesh.restart: exponential restart backoff and the failing state."""
+"""Tests for perfmesh.mesh.restart: exponential restart backoff and the failing state."""
 
 import pytest
 
-from perfmesh.restart import RestartPolicy
+from perfmesh.mesh.restart import RestartPolicy
 
 
 def test_first_restart_waits_initial_delay():

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import zmq
 
-from perfmesh import wire
+from perfmesh.protocol import wire
 from perfmesh.errors import ConfigError
-from perfmesh.strategies import process_start_ticks
+from perfmesh.optimize.strategies import process_start_ticks
 from tests.conftest import ROOT, free_base_port, run_cli
 from tests.secure_mesh import (FakeAggregator, Keys, Operator, audit, curve, metric_frame,
                                wait_handshake)
@@ -333,7 +333,7 @@ def test_binding_a_public_address_without_keys_is_refused(tmp_path):
 def test_insecure_allows_a_public_bind_with_a_loud_warning(tmp_path):
     base = free_base_port()
     log = tmp_path / "agg.log"
-    proc = subprocess.Popen([sys.executable, "-m", "perfmesh", "aggregator", "--bind", "0.0.0.0", "--port",
+    proc = subprocess.Popen([sys.executable, "-m", "workers", "aggregator", "--bind", "0.0.0.0", "--port",
                              str(base), "--data", str(tmp_path), "--insecure"], cwd=ROOT, env=ENV,
                             stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
     try:

@@ -1,6 +1,6 @@
-"""Tests for perfmesh.sequence: classifying (boot, seq) as new, backfill or duplicate, and owed ranges."""
+"""Tests for perfmesh.mesh.sequence: classifying (boot, seq) as new, backfill or duplicate, and owed ranges."""
 
-from perfmesh.sequence import BACKFILL, DUPLICATE, NEW, SeqTracker
+from perfmesh.mesh.sequence import BACKFILL, DUPLICATE, NEW, SeqTracker
 
 
 def test_first_batch_of_a_stream_is_new_and_owes_nothing_before_it():

@@ -1,12 +1,12 @@
-"""Tests for perfmesh.spool: the agent's bounded spool, in memory and on real temp files."""
+"""Tests for perfmesh.store.spool: the agent's bounded spool, in memory and on real temp files."""
 
 import struct
 import zlib
 
 import pytest
 
-from perfmesh import wire
-from perfmesh.spool import HEADER, MAX_RECORD_BYTES, Spool
+from perfmesh.protocol import wire
+from perfmesh.store.spool import HEADER, MAX_RECORD_BYTES, Spool
 
 
 def frame(seq, boot="b1"):

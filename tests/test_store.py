@@ -1,4 +1,4 @@
-"""Tests for perfmesh.store: the aggregator's SQLite state, its compaction and its repair."""
+"""Tests for perfmesh.store.database: the aggregator's SQLite state, its compaction and its repair."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from perfmesh import wire
-from perfmesh import store as store_mod
-from perfmesh.batch import pack_values
+from perfmesh.protocol import wire
+from perfmesh.store import database as store_mod
+from perfmesh.protocol.batch import pack_values
 from perfmesh.errors import WireError
-from perfmesh.salvage import _next_readable
-from perfmesh.store import RepairReport, Store, StoreError, _ranges, schema_id
+from perfmesh.store.salvage import _next_readable
+from perfmesh.store.database import RepairReport, Store, StoreError, _ranges, schema_id
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -405,10 +405,10 @@ def test_next_readable_skips_an_unreadable_run():
 # ----------------------------------------------------------------- crash
 WRITER = """
 import sys
-from perfmesh.store import Store
-from perfmesh import store as store_mod
-from perfmesh.batch import pack_values
-from perfmesh import wire
+from perfmesh.store.database import Store
+from perfmesh.store import database as store_mod
+from perfmesh.protocol.batch import pack_values
+from perfmesh.protocol import wire
 raw = wire.pack(["cpu", [["a", "%", {}], ["b", "%", {}]]])
 s = Store(sys.argv[1])
 seq = 0

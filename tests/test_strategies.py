@@ -1,4 +1,4 @@
-"""Tests for perfmesh.strategies: the built-in strategies and the process-target policy."""
+"""Tests for perfmesh.optimize.strategies: the built-in strategies and the process-target policy."""
 
 import ctypes
 import ctypes.util
@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-from perfmesh import strategies
+from perfmesh.optimize import strategies
 from perfmesh.errors import ConfigError, InvalidParameterError
-from perfmesh.optimization import OptimizationEngine
-from perfmesh.strategies import (
+from perfmesh.optimize.engine import OptimizationEngine
+from perfmesh.optimize.strategies import (
     ProcessPolicy,
     load_malloc_trim,
     measure_gc_objects,

@@ -1,4 +1,4 @@
-"""Tests for perfmesh.timing: decorators, stats, benchmarks and the performance context."""
+"""Tests for perfmesh.inproc.timing: decorators, stats, benchmarks and the performance context."""
 
 import inspect
 import threading
@@ -7,9 +7,9 @@ import tracemalloc
 
 import pytest
 
-from perfmesh import timing
+from perfmesh.inproc import timing
 from perfmesh.errors import ConfigError
-from perfmesh.timing import (
+from perfmesh.inproc.timing import (
     PerformanceContext,
     PerformanceUtils,
     SampleRecorder,

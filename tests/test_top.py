@@ -62,7 +62,7 @@ def tmux(tmp_path):
 
 
 def top_command(connect: str) -> str:
-    return f"cd {ROOT} && PYTHONPATH={ROOT} {sys.executable} -m perfmesh top --connect {connect}"
+    return f"cd {ROOT} && PYTHONPATH={ROOT} {sys.executable} -m workers top --connect {connect}"
 
 
 def test_top_shows_both_hosts_and_reacts_to_sort_filter_detail_and_quit(mesh, tmux, tmp_path):
@@ -119,7 +119,7 @@ def test_top_exits_cleanly_on_sigterm(mesh, tmux):
     mesh.aggregator()
     tmux.type(top_command(mesh.connect) + "; echo exit=$?")
     tmux.wait_for(lambda s: "perfmesh top" in s and "connected" in s, what="top running")
-    pids = subprocess.run(["pgrep", "-f", f"perfmesh top --connect {mesh.connect}"], capture_output=True,
+    pids = subprocess.run(["pgrep", "-f", f"[-]m workers top --connect {mesh.connect}"], capture_output=True,
                           text=True).stdout.split()
     assert pids
     for pid in pids:
@@ -131,13 +131,13 @@ def test_top_exits_cleanly_on_sigterm(mesh, tmux):
 def test_up_runs_the_same_view_for_a_duration(mesh, tmux):
     """`perfmesh up --duration` starts an aggregator and an agent, shows this host, then stops them all."""
     import socket
-    tmux.type(f"cd {ROOT} && PYTHONPATH={ROOT} {sys.executable} -m perfmesh up --port {mesh.base} "
+    tmux.type(f"cd {ROOT} && PYTHONPATH={ROOT} {sys.executable} -m workers up --port {mesh.base} "
               f"--interval 0.3 --duration 8; echo exit=$?")
     me = socket.gethostname()[:12]
     screen = tmux.wait_for(lambda s: me in s and "● connected" in s and "1 host" in s, what="this host in the view")
     assert "Traceback" not in screen
     tmux.wait_for(lambda s: "exit=0" in s, timeout=20, what="a clean exit")
-    assert subprocess.run(["pgrep", "-f", f"perfmesh (aggregator|agent).*{mesh.base}"]).returncode == 1
+    assert subprocess.run(["pgrep", "-f", f"[-]m workers (aggregator|agent).*{mesh.base}"]).returncode == 1
 
 
 def test_top_prints_one_view_when_piped(mesh):

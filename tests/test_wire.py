@@ -1,13 +1,13 @@
-"""Tests for perfmesh.wire: the envelope codec decodes untrusted frames or names why not."""
+"""Tests for perfmesh.protocol.wire: the envelope codec decodes untrusted frames or names why not."""
 
 import struct
 
 import msgpack
 import pytest
 
-from perfmesh import wire
+from perfmesh.protocol import wire
 from perfmesh.errors import PerfmeshError, WireError
-from perfmesh.wire import Envelope, decode, encode, pack, topic, unpack, validate_envelope
+from perfmesh.protocol.wire import Envelope, decode, encode, pack, topic, unpack, validate_envelope
 
 
 def good(**over):

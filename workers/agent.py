@@ -20,11 +20,11 @@ from typing import Any
 
 import zmq
 
-from perfmesh import wire
-from perfmesh.audit import AuditLog
+from perfmesh.protocol import wire
+from perfmesh.store.audit import AuditLog
 from perfmesh.errors import InvalidParameterError, PerfmeshError, UnknownStrategyError, WireError
-from perfmesh.optimization import OptimizationEngine
-from perfmesh.spool import Spool
+from perfmesh.optimize.engine import OptimizationEngine
+from perfmesh.store.spool import Spool
 
 from .loop import Loop, RateLimitedLog
 from .supervisor import Supervisor

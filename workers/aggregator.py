@@ -12,10 +12,10 @@ from typing import Any, Protocol
 
 import zmq
 
-from perfmesh import wire
-from perfmesh.audit import AuditLog
+from perfmesh.protocol import wire
+from perfmesh.store.audit import AuditLog
 from perfmesh.errors import ConfigError, WireError
-from perfmesh.fleet import Event, Fleet, FleetConfig
+from perfmesh.mesh.fleet import Event, Fleet, FleetConfig
 
 from .loop import Loop, RateLimitedLog
 from .persist import Persistence

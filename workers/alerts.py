@@ -1,7 +1,7 @@
 """Alert delivery beside the aggregator loop: webhooks and Prometheus Alertmanager.
 
 :class:`AlertSink` is an aggregator sink. On the loop thread it only filters and enqueues;
-its own thread runs the pure :class:`perfmesh.alerting.AlertEngine` and hands the alerts to
+its own thread runs the pure :class:`perfmesh.rules.alerting.AlertEngine` and hands the alerts to
 each target. Every target has a bounded :class:`HttpOutbox` and a thread of its own, so a
 slow or dead receiver delays nobody else:
 
@@ -32,7 +32,7 @@ from collections import deque
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
-from perfmesh.alerting import Alert, AlertEngine
+from perfmesh.rules.alerting import Alert, AlertEngine
 
 log = logging.getLogger("perfmesh.alerts")
 RETRYABLE_STATUS = {408, 429}

@@ -29,11 +29,11 @@ from typing import Callable, Sequence
 
 import zmq
 
-from perfmesh import wire
-from perfmesh.batch import BatchEncoder
+from perfmesh.protocol import wire
+from perfmesh.protocol.batch import BatchEncoder
 from perfmesh.errors import ConfigError
-from perfmesh.metric import PerformanceMetric
-from perfmesh.optimization import OptimizationEngine
+from perfmesh.model.metric import PerformanceMetric
+from perfmesh.optimize.engine import OptimizationEngine
 
 from .agent import Agent, AgentConfig
 from .loop import Loop

@@ -8,10 +8,10 @@ from typing import Any, Iterator
 
 import zmq
 
-from perfmesh import wire
-from perfmesh.batch import SchemaCache, batch_metrics, decode_batch
+from perfmesh.protocol import wire
+from perfmesh.protocol.batch import SchemaCache, batch_metrics, decode_batch
 from perfmesh.errors import PerfmeshError, WireError
-from perfmesh.fleet import EVENT_TYPES
+from perfmesh.mesh.fleet import EVENT_TYPES
 
 from .security import HandshakeWatch, secure_client
 from .transport import Endpoint, make_socket

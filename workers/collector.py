@@ -13,9 +13,9 @@ import time
 
 import zmq
 
-from perfmesh import wire
-from perfmesh.batch import BatchEncoder
-from perfmesh.collection import MetricsCollector
+from perfmesh.protocol import wire
+from perfmesh.protocol.batch import BatchEncoder
+from perfmesh.collect.collection import MetricsCollector
 
 from .transport import make_socket
 

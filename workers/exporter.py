@@ -33,7 +33,7 @@ from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import CollectorRegistry
 
-from perfmesh.alerting import BurnTracker, BurnRateConfig, split_series_key
+from perfmesh.rules.alerting import BurnTracker, BurnRateConfig, split_series_key
 from perfmesh.errors import ConfigError
 
 PREFIX = "perfmesh_"

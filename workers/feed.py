@@ -1,4 +1,4 @@
-"""A background thread that keeps a :class:`~perfmesh.dashboard.FleetModel` current.
+"""A background thread that keeps a :class:`~perfmesh.views.dashboard.FleetModel` current.
 
 It owns its own ZeroMQ context and sockets (a stream subscriber and an api client), applies
 every stream event and a status snapshot every ``status_every_s`` to the model under a lock,
@@ -12,7 +12,7 @@ import time
 
 import zmq
 
-from perfmesh.dashboard import FleetModel
+from perfmesh.views.dashboard import FleetModel
 
 from .client import ApiClient, Subscriber, Unreachable
 from .transport import Endpoint

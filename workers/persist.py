@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from perfmesh.store import BatchRow, Store
+from perfmesh.store.database import BatchRow, Store
 
 log = logging.getLogger("perfmesh.aggregator")
 

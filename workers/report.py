@@ -11,10 +11,10 @@ from typing import Any
 
 import zmq
 
-from perfmesh.budget import DEFAULT_BUDGETS
+from perfmesh.rules.budget import DEFAULT_BUDGETS
 from perfmesh.errors import PerfmeshError
-from perfmesh.metric import series_key
-from perfmesh.report_html import build_report
+from perfmesh.model.metric import series_key
+from perfmesh.views.report_html import build_report
 
 from .client import ApiClient, Subscriber
 from .transport import Endpoint

@@ -10,8 +10,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from perfmesh.restart import RestartPolicy
-from perfmesh.sources import default_source
+from perfmesh.mesh.restart import RestartPolicy
+from perfmesh.collect.sources import default_source
 
 from . import collector
 

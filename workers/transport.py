@@ -14,7 +14,7 @@ from typing import Any
 import zmq
 
 from perfmesh.errors import ConfigError
-from perfmesh.wire import MAX_FRAME_BYTES
+from perfmesh.protocol.wire import MAX_FRAME_BYTES
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_BASE_PORT = 7700

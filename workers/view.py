@@ -1,6 +1,6 @@
 """``perfmesh top``: a full-screen live view of the fleet (rich), driven by keys.
 
-The state lives in :mod:`perfmesh.dashboard` (pure); this module draws it, reads keys from a
+The state lives in :mod:`perfmesh.views.dashboard` (pure); this module draws it, reads keys from a
 cbreak-mode stdin in a thread, and restores the terminal on every way out (q, Ctrl-C, SIGTERM,
 an exception).
 """
@@ -22,9 +22,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from perfmesh.dashboard import (FleetModel, HostDetail, HostRow, TopState, bar, compact_bytes, level, parse_keys,
+from perfmesh.views.dashboard import (FleetModel, HostDetail, HostRow, TopState, bar, compact_bytes, level, parse_keys,
                                 sparkline)
-from perfmesh.render import format_value
+from perfmesh.views.render import format_value
 
 from .feed import Feed
 from .transport import Endpoint

@@ -1,7 +1,7 @@
 """``perfmesh web``: a dashboard served over HTTP, live over server-sent events.
 
 One more subscriber process: a :class:`~workers.feed.Feed` thread keeps a
-:class:`~perfmesh.dashboard.FleetModel` current, and a stdlib ``ThreadingHTTPServer`` serves the
+:class:`~perfmesh.views.dashboard.FleetModel` current, and a stdlib ``ThreadingHTTPServer`` serves the
 shipped static page (``workers/web_assets``; nothing from the internet), JSON for the fleet and
 one host, history from the aggregator, and an SSE stream. Sending a command needs
 ``--allow-commands`` and a same-origin JSON POST (the page asks for confirmation first).
@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import zmq
 
-from perfmesh.dashboard import FleetModel
+from perfmesh.views.dashboard import FleetModel
 from perfmesh.errors import ConfigError, PerfmeshError
 
 from .client import ApiClient, Unreachable

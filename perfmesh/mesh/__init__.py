@@ -1,0 +1,7 @@
+"""The mesh's state machines: ``Fleet`` (the aggregator's core), the agent's core, sequence
+tracking, command correlation, bounded history, rate limits and restart backoff.
+
+Pure: every decision is a function of (state, message, now) returning what to send; no
+sockets and no wall clock here (the worker shells in ``workers/`` pass time in).
+May import: ``perfmesh.errors``, ``model``, ``protocol``, ``rules``, ``optimize``.
+"""

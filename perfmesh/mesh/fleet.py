@@ -1,0 +1,517 @@
+"""The aggregator's state machine: hosts, history, budgets, analysis, commands.
+
+Pure: every method takes ``now`` and returns what to send (events for the stream, commands
+for agents, replies for operators). The worker shell in ``workers/aggregator.py`` wires it
+to sockets.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..rules.analysis import Bottleneck, detect_bottlenecks, overall_health
+from ..protocol.batch import BatchSchema, SchemaCache, decode_batch
+from ..rules.budget import DEFAULT_BUDGETS, BudgetViolation, PerformanceBudget
+from .commands import CommandTracker, PendingCommand
+from ..errors import WireError
+from .ratelimit import RateLimiter
+from .sequence import BACKFILL, DUPLICATE, SeqTracker
+from .history import DEFAULT_HISTORY_ROWS, SeriesHistory
+from ..protocol.wire import Envelope
+
+EVENT_TYPES = ("metric", "violation", "bottleneck", "command", "host", "gap")
+REGISTER_KEYS = ("cpu_count", "memory_total_bytes", "platform", "python", "interval_s", "strategies", "commands")
+_BOTTLENECK_CATEGORY = {"cpu_bound": "cpu", "memory_pressure": "memory", "swap_thrashing": "memory",
+                        "io_wait": "cpu", "disk_saturation": "io", "network_saturation": "network"}
+NO_EVENTS: tuple = ()
+
+
+@dataclass
+class Event:
+    """One stream event: its type, the host it is about, a category (or '-') and its body."""
+
+    type: str
+    host: str
+    body: dict[str, Any]
+    category: str = "-"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "host": self.host, **self.body}
+
+
+@dataclass
+class GapInfo:
+    """A detected gap: its seq range, the time range it covers, and when it was asked for.
+
+    ``detected`` moves forward while the host is down, so the backfill timeout counts only
+    time in which the agent could have answered.
+    """
+
+    first: int
+    last: int
+    start_ts: float | None
+    end_ts: float
+    detected: float
+    asked: float
+    checked: float | None = None
+
+
+@dataclass
+class HostState:
+    name: str
+    boot: str
+    first_seen: float
+    last_seen: float
+    history: SeriesHistory
+    budget: PerformanceBudget
+    alive: bool = True
+    registered: bool = False
+    route: Any = None                      # the control socket's routing id of the agent
+    info: dict[str, Any] = field(default_factory=dict)
+    collectors: list[dict[str, Any]] = field(default_factory=list)
+    seq: SeqTracker = field(default_factory=SeqTracker)
+    last_ts: float | None = None
+    gaps: list[GapInfo] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=lambda: {
+        "batches": 0, "samples": 0, "gaps": 0, "backfilled": 0, "lost_batches": 0, "duplicates": 0,
+        "bad_frames": 0, "series_refused": 0})
+    bad_reasons: dict[str, int] = field(default_factory=dict)
+    active_violations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    recent_violations: deque = field(default_factory=lambda: deque(maxlen=100))
+    recent_commands: deque = field(default_factory=lambda: deque(maxlen=50))
+    bottlenecks: list[Bottleneck] = field(default_factory=list)
+    last_auto_optimize: float = float("-inf")
+    incarnation: str | None = None          # the agent process (changes when it restarts)
+    analysed_batches: int = -1             # counters["batches"] at the last analysis
+
+    @property
+    def health(self) -> str:
+        """good | warning | critical, from the active violations and bottlenecks now."""
+        violations = [BudgetViolation.from_dict(v) for v in self.active_violations.values()]
+        return overall_health(violations, self.bottlenecks)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "alive": self.alive, "last_seen": self.last_seen,
+            "first_seen": self.first_seen, "boot": self.boot, "health": self.health,
+            "registered": self.registered, "info": dict(self.info),
+            "budget_violations": list(self.active_violations.values()),
+            "recent_violations": list(self.recent_violations)[-10:],
+            "recent_commands": list(self.recent_commands)[-10:],
+            "bottlenecks": [b.to_dict() for b in self.bottlenecks],
+            "collectors": [dict(c) for c in self.collectors],
+            "counters": {**self.counters, "missing_batches": self.seq.missing_count},
+            "bad_frame_reasons": dict(self.bad_reasons), "last_seq": self.seq.last,
+            "series": self.history.series_count,
+        }
+
+
+@dataclass
+class FleetConfig:
+    budgets: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_BUDGETS))
+    history_rows: int = DEFAULT_HISTORY_ROWS
+    heartbeat_interval_s: float = 1.0
+    dead_after_heartbeats: int = 3
+    max_series_per_host: int = 10_000
+    max_hosts: int = 10_000
+    auto_optimize: bool = False
+    auto_optimize_interval_s: float = 300.0
+    command_timeout_s: float = 10.0
+    backfill_retry_s: float = 3.0
+    backfill_timeout_s: float = 30.0
+    commands_per_host_per_min: float = 20.0
+    commands_per_operator_per_min: float = 60.0
+    # per-host limits (budgets per host group, from the config file); None: ``budgets``.
+    # ``budgets`` must still name every metric any host budgets (it picks what is checked).
+    host_budgets: Callable[[str], dict[str, float]] | None = None
+    # (host, bottleneck kind) -> [(strategy, params, min_interval_s)]: the config's policies
+    auto_policies: Callable[[str, str], list[tuple[str, dict[str, Any], float]]] | None = None
+
+
+class Fleet:
+    def __init__(self, config: FleetConfig | None = None) -> None:
+        self.config = config or FleetConfig()
+        self.hosts: dict[str, HostState] = {}
+        self.schemas = SchemaCache()
+        self.commands = CommandTracker()
+        c = self.config
+        self.host_limiter = RateLimiter(c.commands_per_host_per_min / 60.0, c.commands_per_host_per_min)
+        self.operator_limiter = RateLimiter(c.commands_per_operator_per_min / 60.0, c.commands_per_operator_per_min)
+        self.counters = {"bad_frames": 0, "hosts_refused": 0, "batches": 0, "samples": 0, "backfilled": 0}
+        self.backfill_requests: list[tuple[str, str | None, int, int]] = []
+        self.bad_reasons: dict[str, int] = {}
+
+    # ----------------------------------------------------------------- hosts
+    def host(self, name: str, boot: str, now: float) -> HostState | None:
+        host = self.hosts.get(name)
+        if host is None:
+            if len(self.hosts) >= self.config.max_hosts:
+                self.counters["hosts_refused"] += 1
+                return None
+            host = self.hosts[name] = HostState(
+                name, boot, now, now,
+                SeriesHistory(self.config.history_rows, self.config.max_series_per_host),
+                PerformanceBudget(dict(self.config.budgets) if self.config.host_budgets is None
+                                  else self.config.host_budgets(name)))
+        return host
+
+    def resume_host(self, name: str, boot: str, last_seq: int, missing: list[tuple[int, int]],
+                    info: dict[str, Any], first_seen: float, last_seen: float, now: float) -> None:
+        """A host known from persisted state (after a restart): down until it speaks again,
+        and still owed whatever was missing when the state was written."""
+        host = self.host(name, boot, now)
+        if host is None:
+            return
+        host.first_seen, host.last_seen, host.alive = first_seen, last_seen, False
+        host.info = {k: v for k, v in info.items() if k in REGISTER_KEYS}
+        host.seq.resume(boot, last_seq, missing)
+        for a, b in missing:
+            host.gaps.append(GapInfo(a, b, None, last_seen, now, float("-inf"), now))
+
+    def count_bad(self, reason: str, host: str | None = None) -> None:
+        self.counters["bad_frames"] += 1
+        self.bad_reasons[reason] = self.bad_reasons.get(reason, 0) + 1
+        state = self.hosts.get(host) if host else None
+        if state is not None:
+            state.counters["bad_frames"] += 1
+            state.bad_reasons[reason] = state.bad_reasons.get(reason, 0) + 1
+
+    def _touch(self, host: HostState, now: float, events: list[Event]) -> None:
+        host.last_seen = now
+        if not host.alive:
+            host.alive = True
+            events.append(Event("host", host.name, {"state": "up", "timestamp": now}))
+
+    # ---------------------------------------------------------------- ingest
+    def ingest(self, env: Envelope, now: float) -> tuple[BatchSchema | None, list[Event] | tuple, bool]:
+        """One metric batch. Returns its schema (None when dropped), events, and whether it
+        filled a gap (backfilled).
+
+        Raises WireError for a malformed body; the caller counts it.
+        """
+        host = self.hosts.get(env.host)
+        if host is None:
+            host = self.host(env.host, env.boot, now)
+            if host is None:
+                return None, NO_EVENTS, False
+        schema, ts, values = decode_batch(env.body, self.schemas)
+        old_boot = host.seq.boot
+        verdict, gap, given_up = host.seq.observe(env.boot, env.seq)
+        host.boot = env.boot
+        events: list[Event] | tuple = [self._lost(host, a, b, now) for a, b in given_up] if given_up else NO_EVENTS
+        if host.gaps and env.boot != old_boot:
+            host.gaps = []      # the old boot's records would match (and time out) the new boot's seqs
+        if verdict is DUPLICATE:
+            host.counters["duplicates"] += 1
+            return None, events, False
+        backfilled = verdict is BACKFILL
+        if gap is not None:
+            host.counters["gaps"] += 1
+            host.gaps.append(GapInfo(gap[0], gap[1], host.last_ts, ts, now, now, now))
+            self.backfill_requests.append((host.name, env.boot, gap[0], gap[1]))
+        ring = schema.extra.get("ring")  # cache hit only for the host that owns it
+        if (ring is None or not ring.live or ring.schema is not schema
+                or schema.extra.get("host") is not host):
+            ring = host.history.ring_for(schema)
+            if ring is None:
+                host.counters["series_refused"] += 1
+                self.count_bad("series_cap", host.name)
+                return None, events, False
+            schema.extra["ring"], schema.extra["host"] = ring, host
+        ring.append(ts, values, backfilled)
+        c = host.counters
+        c["batches"] += 1
+        c["samples"] += schema.width
+        f = self.counters
+        f["batches"] += 1
+        f["samples"] += schema.width
+        host.last_seen = now
+        if not host.alive:
+            events = list(events)
+            self._touch(host, now, events)
+        if backfilled:
+            c["backfilled"] += 1
+            f["backfilled"] += 1
+            return schema, events, True    # old samples: history only, no live budget checks
+        host.last_ts = ts
+        budgeted = schema.extra.get("budgeted")
+        if budgeted is None:
+            budgeted = schema.extra["budgeted"] = [
+                (i, s.name) for i, s in enumerate(schema.series)
+                if not s.labels and s.name in self.config.budgets]
+        for i, name in budgeted:
+            ev = self._check_budget(host, schema.category, name, values[i], ts)
+            if ev is not None:
+                events = [*events, ev]
+        return schema, events, False
+
+    def _lost(self, host: HostState, first: int, last: int, now: float) -> Event:
+        """An explicit gap: batches [first, last] will never arrive."""
+        info = next((g for g in host.gaps if g.first <= first and last <= g.last), None)
+        host.counters["lost_batches"] += last - first + 1
+        return Event("gap", host.name, {
+            "first_seq": first, "last_seq": last, "missing": last - first + 1,
+            "start": info.start_ts if info else None, "end": info.end_ts if info else None,
+            "timestamp": now, "reason": "not in the agent's spool"})
+
+    def backfill_unavailable(self, host_name: str, boot: str, first: int, last: int,
+                             now: float) -> list[Event]:
+        """The agent says [first, last] is no longer in its spool."""
+        host = self.hosts.get(host_name)
+        if host is None or host.seq.boot != boot:
+            return []
+        return [self._lost(host, a, b, now) for a, b in host.seq.give_up(first, last)]
+
+    def _chase_gaps(self, host: HostState, now: float) -> list[Event]:
+        """Ask again for what is still missing; give up after ``backfill_timeout_s`` of the host
+        being up and not answering."""
+        events: list[Event] = []
+        c = self.config
+        for g in list(host.gaps):
+            if not host.alive and g.checked is not None:
+                g.detected += now - g.checked      # a down agent cannot answer: stop the clock
+            g.checked = now
+            still = [(a, b) for a, b in host.seq.missing if a <= g.last and b >= g.first]
+            if not still:
+                host.gaps.remove(g)
+            elif now - g.detected >= c.backfill_timeout_s:
+                for a, b in still:
+                    events.extend(self._lost(host, x, y, now) for x, y in host.seq.give_up(a, b))
+                host.gaps.remove(g)
+            elif now - g.asked >= c.backfill_retry_s and host.alive:
+                g.asked = now
+                self.backfill_requests.extend((host.name, host.seq.boot, a, b) for a, b in still)
+        return events
+
+    def _check_budget(self, host: HostState, category: str, name: str, value: float,
+                      ts: float) -> Event | None:
+        violation = host.budget.check_budget_violation(name, value, ts)
+        active = host.active_violations.get(name)
+        if violation is None:
+            if active is None:
+                return None
+            del host.active_violations[name]
+            return Event("violation", host.name, {**active, "state": "resolved", "value": value,
+                                                  "timestamp": ts}, category)
+        record = {**violation.to_dict(), "state": "firing", "category": category}
+        host.active_violations[name] = record
+        if active is not None and active["severity"] == record["severity"]:
+            return None
+        host.recent_violations.append(record)
+        return Event("violation", host.name, record, category)
+
+    # ------------------------------------------------------------- control
+    def register(self, env: Envelope, route: Any, now: float) -> list[Event]:
+        host = self.host(env.host, env.boot, now)
+        if host is None:
+            return []
+        body = env.body if isinstance(env.body, dict) else {}
+        events: list[Event] = []
+        incarnation = body.get("incarnation")
+        if host.incarnation and incarnation != host.incarnation:
+            self.commands.orphan(host.name, f"the agent on {host.name!r} restarted with the command in flight", now)
+        host.incarnation = incarnation if type(incarnation) is str and len(incarnation) <= 64 else None
+        host.boot, host.route, host.registered = env.boot, route, True
+        host.info = {k: body[k] for k in REGISTER_KEYS if k in body}
+        strategies = host.info.get("strategies")
+        if strategies is not None and not (isinstance(strategies, list)
+                                           and all(type(s) is str for s in strategies)):
+            del host.info["strategies"]  # malformed: let the agent's own registry decide
+        host.info = {k: v for k, v in host.info.items() if _plain_info(k, v)}
+        host.collectors = _collectors(body.get("collectors"))
+        self._touch(host, now, events)
+        events.append(Event("host", host.name, {"state": "registered", "timestamp": now,
+                                                "info": host.info}))
+        return events
+
+    def heartbeat(self, env: Envelope, route: Any, now: float) -> tuple[list[Event], bool]:
+        """Returns events and whether the agent must (re-)register."""
+        host = self.hosts.get(env.host)
+        if host is None or not host.registered or host.boot != env.boot:
+            return [], True
+        host.route = route
+        if isinstance(env.body, dict) and "collectors" in env.body:
+            host.collectors = _collectors(env.body["collectors"])
+        events: list[Event] = []
+        self._touch(host, now, events)
+        return events, False
+
+    def tick(self, now: float) -> tuple[list[Event], list[PendingCommand], list[tuple[PendingCommand, dict]]]:
+        """Liveness, analysis, auto-optimization and command deadlines.
+
+        Returns (events, commands to send to agents, (command, result) pairs to answer).
+        """
+        events: list[Event] = []
+        to_send: list[PendingCommand] = []
+        dead_after = self.config.heartbeat_interval_s * self.config.dead_after_heartbeats
+        for host in self.hosts.values():
+            if host.alive and now - host.last_seen > dead_after:
+                host.alive = False
+                self.commands.orphan(host.name, f"host {host.name!r} went down with the command in flight", now)
+                events.append(Event("host", host.name, {"state": "down", "timestamp": now,
+                                                        "last_seen": host.last_seen}))
+                continue
+            events.extend(self._analyse(host, now))
+            if host.gaps:
+                events.extend(self._chase_gaps(host, now))
+            cmd = self._auto_optimize(host, now)
+            if cmd is not None:
+                to_send.append(cmd)
+        answers = [(c, self.finish_command(c.id, _timeout_result(c))) for c in self.commands.expired(now)]
+        for cmd, result in answers:
+            events.append(self._command_event(cmd, result, now))
+        return events, to_send, answers
+
+    def latest(self, host: HostState) -> dict[str, float]:
+        """The newest value of each unlabeled series of a host (what analysis reads)."""
+        return host.history.latest_unlabeled()
+
+    def _analyse(self, host: HostState, now: float) -> list[Event]:
+        # analysis is a pure function of the history's newest rows: no batch since the
+        # last run means the same bottlenecks and no new events
+        if host.counters["batches"] == host.analysed_batches:
+            return []
+        host.analysed_batches = host.counters["batches"]
+        before = {b.kind for b in host.bottlenecks}
+        host.bottlenecks = detect_bottlenecks(self.latest(host))
+        return [Event("bottleneck", host.name, {**b.to_dict(), "timestamp": now}, _BOTTLENECK_CATEGORY[b.kind])
+                for b in host.bottlenecks if b.kind not in before]
+
+    def _auto_optimize(self, host: HostState, now: float) -> PendingCommand | None:
+        """At most one command per host per interval: the configured policy for a bottleneck
+        (strategy, params, its own interval) or else the strategy analysis recommends."""
+        if not (self.config.auto_optimize and host.alive and host.registered):
+            return None
+        allowed = set(host.info.get("strategies") or ())
+        for b in host.bottlenecks:
+            choices = self.config.auto_policies(host.name, b.kind) if self.config.auto_policies else []
+            if not choices and b.recommended_strategy:
+                choices = [(b.recommended_strategy, {}, self.config.auto_optimize_interval_s)]
+            for strategy, params, interval_s in choices:
+                if strategy in allowed and now - host.last_auto_optimize >= interval_s:
+                    host.last_auto_optimize = now
+                    cmd = PendingCommand(f"auto-{uuid.uuid4().hex}", host.name, strategy, dict(params), None,
+                                         now, now + self.config.command_timeout_s, "auto-optimize")
+                    self.commands.submit(cmd)
+                    return cmd
+        return None
+
+    # ------------------------------------------------------------ commands
+    def start_command(self, cmd_id: str, host_name: str, strategy: str, params: Any,
+                      origin: Any, now: float, timeout_s: float,
+                      operator: str = "") -> tuple[PendingCommand | None, dict[str, Any] | None]:
+        """Returns (command to send, None) or (None, immediate reply)."""
+        cached = self.commands.known(cmd_id)
+        if cached is not None:
+            return None, {**cached, "replayed": True}
+        if cmd_id in self.commands.pending:
+            return None, {"id": cmd_id, "status": "refused", "error": f"command id {cmd_id!r} is already in flight"}
+        host = self.hosts.get(host_name)
+        if host is None or not host.registered:
+            known = ", ".join(sorted(h for h, s in self.hosts.items() if s.registered)) or "none"
+            return None, {"id": cmd_id, "status": "refused",
+                          "error": f"unknown host {host_name!r}; known hosts: {known}"}
+        if not host.alive:
+            return None, {"id": cmd_id, "status": "refused", "error": f"host {host_name!r} is down"}
+        strategies = host.info.get("strategies")
+        if strategies is not None and strategy not in strategies:
+            return None, {"id": cmd_id, "status": "refused",
+                          "error": f"unknown strategy {strategy!r} on host {host_name!r}; "
+                                   f"available: {', '.join(strategies) or 'none'}"}
+        if not isinstance(params, dict):
+            return None, {"id": cmd_id, "status": "refused", "error": "params must be a map"}
+        if not self.host_limiter.allow(host_name, now):
+            return None, {"id": cmd_id, "status": "busy",
+                          "error": f"busy: host {host_name!r} already had {self.config.commands_per_host_per_min:g} "
+                                   "commands in the last minute; try again later"}
+        if not self.operator_limiter.allow(operator, now):
+            return None, {"id": cmd_id, "status": "busy",
+                          "error": f"busy: operator {operator!r} is over {self.config.commands_per_operator_per_min:g} "
+                                   "commands per minute; try again later"}
+        cmd = PendingCommand(cmd_id, host_name, strategy, params, origin, now, now + timeout_s, operator)
+        self.commands.submit(cmd)
+        return cmd, None
+
+    def finish_command(self, cmd_id: str, result: dict[str, Any]) -> dict[str, Any]:
+        self.commands.finish(cmd_id, result)
+        return result
+
+    def command_result(self, env: Envelope, now: float) -> tuple[PendingCommand | None, dict, list[Event]]:
+        """An agent's result. Only the host a command was sent to may answer it."""
+        body = env.body
+        if not isinstance(body, dict) or type(body.get("id")) is not str:
+            raise WireError("bad_body", "a result body must be a map with a string id")
+        cmd = self.commands.pending.get(body["id"])
+        if cmd is None or cmd.host != env.host:
+            return None, body, []
+        result = {"id": cmd.id, "host": cmd.host, "strategy": cmd.strategy,
+                  "status": str(body.get("status", "failed")),
+                  "result": body.get("result"), "error": body.get("error")}
+        self.finish_command(cmd.id, result)
+        return cmd, result, [self._command_event(cmd, result, now)]
+
+    def _command_event(self, cmd: PendingCommand, result: dict, now: float) -> Event:
+        body = {"id": cmd.id, "strategy": cmd.strategy, "params": cmd.params, "status": result["status"],
+                "operator": cmd.operator, "timestamp": now, "error": result.get("error")}
+        inner = result.get("result")
+        if isinstance(inner, dict):
+            body.update({k: inner.get(k) for k in ("verdict", "improvement", "duration_ms", "rolled_back")})
+        host = self.hosts.get(cmd.host)
+        if host is not None:
+            host.recent_commands.append(body)
+        return Event("command", cmd.host, body)
+
+    # --------------------------------------------------------------- query
+    def status(self, now: float) -> dict[str, Any]:
+        return {"time": now, "hosts": [h.status() for h in sorted(self.hosts.values(), key=lambda h: h.name)],
+                "counters": dict(self.counters), "bad_frame_reasons": dict(self.bad_reasons),
+                "pending_commands": len(self.commands.pending)}
+
+    def history(self, host_name: str, key: str, since: float) -> list[tuple[float, float, bool]]:
+        host = self.hosts.get(host_name)
+        return host.history.query(key, since) if host else []
+
+
+
+def _collectors(raw: Any) -> list[dict[str, Any]]:
+    if not isinstance(raw, list):
+        return []
+    out = []
+    for c in raw[:16]:
+        if isinstance(c, dict):
+            out.append({k: v if _plain(v) else None for k, v in ((k, c.get(k)) for k in ("kind", "pid", "restarts", "state"))})
+    return out
+
+
+_INFO_TYPES = {"cpu_count": (int,), "memory_total_bytes": (int,), "platform": (str,), "python": (str,),
+               "interval_s": (int, float), "strategies": (list,), "commands": (bool,)}
+
+
+def _plain(value: Any) -> bool:
+    """A short string, a bool, a 64-bit int or a finite float: safe to show anywhere (JSON, top, web)."""
+    if type(value) is str:
+        return len(value) <= 256
+    if type(value) is float:
+        return math.isfinite(value)
+    return type(value) is bool or (type(value) is int and -(1 << 63) <= value < 1 << 64)
+
+
+def _plain_info(key: str, value: Any) -> bool:
+    """A registration field of its expected type: an agent's info is shown to every operator."""
+    if type(value) not in _INFO_TYPES.get(key, ()):
+        return False
+    if type(value) is list:
+        return len(value) <= 1024 and all(type(s) is str and len(s) <= 64 for s in value)
+    return _plain(value)
+
+
+def _timeout_result(cmd: PendingCommand) -> dict[str, Any]:
+    if cmd.lost:
+        return {"id": cmd.id, "host": cmd.host, "strategy": cmd.strategy, "status": "unknown_outcome",
+                "error": f"{cmd.lost}; it may or may not have run"}
+    return {"id": cmd.id, "host": cmd.host, "strategy": cmd.strategy, "status": "timeout",
+            "error": f"no result from host {cmd.host!r} within the deadline"}

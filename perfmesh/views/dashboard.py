@@ -1,0 +1,472 @@
+"""The fleet as a viewer sees it: pure state behind ``perfmesh top`` and ``perfmesh web``.
+
+A :class:`FleetModel` applies stream events (as the subscriber yields them) and status
+snapshots (as ``ApiClient.status()`` returns them), and answers what a view needs: one row per
+host (sorted and filtered), sparklines, one host's detail, and JSON for the web page. It never
+reads the clock or touches a socket; every method that needs the time takes ``now``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from ..model.metric import series_key
+
+SPARK_CHARS = "▁▂▃▄▅▆▇█"
+SORT_KEYS = ("name", "cpu", "memory", "load", "disk", "net", "health")
+HEALTH_RANK = {"critical": 0, "warning": 1, "degraded": 1, "good": 2, "unknown": 3}
+DEFAULT_WINDOW_S = 600.0
+DEFAULT_MAX_POINTS = 600
+RECENT_EVENTS = 50
+
+# The series a fleet row shows, by column.
+ROW_SERIES = {
+    "cpu": "cpu_percent", "memory": "memory_percent", "swap": "swap_percent", "load": "load_1m",
+    "disk_read": "disk_read_bytes_per_s", "disk_write": "disk_write_bytes_per_s",
+    "net_recv": "net_recv_bytes_per_s", "net_sent": "net_sent_bytes_per_s",
+}
+_LABELED = re.compile(r"^([A-Za-z_][A-Za-z0-9_.]*)\{(.*)\}$")
+
+
+def parse_key(key: str) -> tuple[str, dict[str, str]]:
+    """``name{k=v,...}`` -> (name, labels); the inverse of :func:`series_key`."""
+    m = _LABELED.match(key)
+    if not m:
+        return key, {}
+    labels = dict(part.split("=", 1) for part in m.group(2).split(",") if "=" in part)
+    return m.group(1), labels
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def sparkline(values: Sequence[float], width: int, lo: float | None = None, hi: float | None = None) -> str:
+    """The last ``width`` values as block characters, scaled to [lo, hi] (default: their range).
+
+    Shorter input is padded on the left with spaces, so the newest value is always rightmost.
+    """
+    if width <= 0:
+        return ""
+    tail = [float(v) for v in list(values)[-width:]]
+    if not tail:
+        return " " * width
+    lo = min(tail) if lo is None else lo
+    hi = max(tail) if hi is None else hi
+    span = hi - lo
+    top = len(SPARK_CHARS) - 1
+    chars = []
+    for v in tail:
+        frac = 0.0 if span <= 0 else (min(max(v, lo), hi) - lo) / span
+        chars.append(SPARK_CHARS[round(frac * top)])
+    return " " * (width - len(tail)) + "".join(chars)
+
+
+def bar(fraction: float | None, width: int) -> str:
+    """A horizontal bar of ``width`` cells, filled to ``fraction`` (clamped to 0..1) in eighths."""
+    if width <= 0:
+        return ""
+    if fraction is None:
+        return " " * width
+    eighths = round(min(max(fraction, 0.0), 1.0) * width * 8)
+    full, part = divmod(eighths, 8)
+    partial = " ▏▎▍▌▋▊▉"[part] if part else ""
+    return ("█" * full + partial).ljust(width)
+
+
+def level(value: float | None, warn: float, crit: float) -> str:
+    """'ok', 'warn' or 'crit' for a value against two thresholds ('none' without a value)."""
+    if value is None:
+        return "none"
+    return "crit" if value >= crit else "warn" if value >= warn else "ok"
+
+
+@dataclass
+class HostView:
+    """Everything the viewer knows about one host."""
+
+    name: str
+    alive: bool = True
+    health: str = "unknown"
+    last_seen: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+    collectors: list[dict[str, Any]] = field(default_factory=list)
+    latest: dict[str, tuple[float, float, str]] = field(default_factory=dict)   # key -> (ts, value, unit)
+    series: dict[str, deque] = field(default_factory=dict)                     # key -> deque[(ts, value)]
+    active_violations: dict[str, dict[str, Any]] = field(default_factory=dict)  # metric -> violation
+    recent_violations: deque = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
+    bottlenecks: list[dict[str, Any]] = field(default_factory=list)
+    commands: deque = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
+
+    def value(self, key: str) -> float | None:
+        got = self.latest.get(key)
+        return got[1] if got else None
+
+
+@dataclass
+class HostRow:
+    """One line of the fleet table."""
+
+    name: str
+    alive: bool
+    health: str
+    cpu: float | None
+    memory: float | None
+    swap: float | None
+    load: float | None
+    disk_read: float | None
+    disk_write: float | None
+    net_recv: float | None
+    net_sent: float | None
+    violations: list[str]
+    cpu_history: list[float]
+    memory_history: list[float]
+    cpu_count: int | None
+
+    @property
+    def disk(self) -> float | None:
+        return _sum_or_none(self.disk_read, self.disk_write)
+
+    @property
+    def net(self) -> float | None:
+        return _sum_or_none(self.net_recv, self.net_sent)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "alive": self.alive, "health": self.health, "cpu": self.cpu,
+                "memory": self.memory, "swap": self.swap, "load": self.load,
+                "disk_read": self.disk_read, "disk_write": self.disk_write,
+                "net_recv": self.net_recv, "net_sent": self.net_sent,
+                "violations": list(self.violations), "cpu_history": list(self.cpu_history),
+                "memory_history": list(self.memory_history), "cpu_count": self.cpu_count}
+
+
+def _sum_or_none(a: float | None, b: float | None) -> float | None:
+    if a is None and b is None:
+        return None
+    return (a or 0.0) + (b or 0.0)
+
+
+@dataclass
+class HostDetail:
+    """One host's breakdown: per CPU, per disk, per interface, and what happened lately."""
+
+    row: HostRow
+    per_cpu: list[tuple[str, float]]
+    disks: list[dict[str, Any]]
+    interfaces: list[dict[str, Any]]
+    violations: list[dict[str, Any]]
+    commands: list[dict[str, Any]]
+    bottlenecks: list[dict[str, Any]]
+    info: dict[str, Any]
+    collectors: list[dict[str, Any]]
+    counters: dict[str, int]
+
+
+def _natural(text: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text))
+
+
+class FleetModel:
+    """Applies stream events and status snapshots; answers rows, sparklines and details."""
+
+    def __init__(self, window_s: float = DEFAULT_WINDOW_S, max_points: int = DEFAULT_MAX_POINTS) -> None:
+        self.window_s = window_s
+        self.max_points = max_points
+        self.hosts: dict[str, HostView] = {}
+        self.connected = False
+        self.version = 0            # bumped on every change, so a view can tell it is stale
+        self.backfill_peak = 0      # most batches owed at once since the current backfill began
+
+    def host(self, name: str) -> HostView:
+        view = self.hosts.get(name)
+        if view is None:
+            view = self.hosts[name] = HostView(name)
+        return view
+
+    # ---------------------------------------------------------------- input
+    def apply_events(self, events: Iterable[dict[str, Any]]) -> int:
+        n = 0
+        for ev in events:
+            n += self.apply_event(ev)
+        return n
+
+    def apply_event(self, ev: dict[str, Any]) -> bool:
+        """One stream event; returns whether it was understood."""
+        kind, name = ev.get("type"), ev.get("host")
+        if not isinstance(name, str) or not name:
+            return False
+        if kind == "metric":
+            return self._metric(name, ev)
+        view = self.host(name)
+        if kind == "violation":
+            metric = str(ev.get("metric", "?"))
+            if ev.get("state") == "resolved":
+                view.active_violations.pop(metric, None)
+            else:
+                view.active_violations[metric] = dict(ev)
+            view.recent_violations.append(dict(ev))
+        elif kind == "bottleneck":
+            view.bottlenecks = [b for b in view.bottlenecks if b.get("kind") != ev.get("kind")] + [dict(ev)]
+        elif kind == "command":
+            view.commands.append(dict(ev))
+        elif kind == "host":
+            state = ev.get("state")
+            if state == "down":
+                view.alive = False
+            elif state in ("up", "registered"):
+                view.alive = True
+                if isinstance(ev.get("info"), dict):
+                    view.info = dict(ev["info"])
+        elif kind != "gap":
+            return False
+        self.version += 1
+        return True
+
+    def _metric(self, name: str, ev: dict[str, Any]) -> bool:
+        value, ts = _finite(ev.get("value")), _finite(ev.get("timestamp"))
+        metric = ev.get("name")
+        if value is None or ts is None or not isinstance(metric, str):
+            return False
+        labels = ev.get("labels") if isinstance(ev.get("labels"), dict) else {}
+        key = series_key(metric, {str(k): str(v) for k, v in labels.items()})
+        view = self.host(name)
+        view.latest[key] = (ts, value, str(ev.get("unit", "")))
+        view.last_seen = max(view.last_seen, ts)
+        points = view.series.get(key)
+        if points is None:
+            points = view.series[key] = deque(maxlen=self.max_points)
+        if points and ts < points[-1][0]:
+            return True   # out of order (a backfill): latest is kept, the live chart stays monotonic
+        points.append((ts, value))
+        horizon = ts - self.window_s
+        while points and points[0][0] < horizon:
+            points.popleft()
+        self.version += 1
+        return True
+
+    def backfill_progress(self) -> tuple[int, float] | None:
+        """(batches still owed across the fleet, fraction done) while a backfill is under way."""
+        owed = sum(int(h.counters.get("missing_batches", 0) or 0) for h in self.hosts.values())
+        if owed <= 0:
+            self.backfill_peak = 0
+            return None
+        self.backfill_peak = max(self.backfill_peak, owed)
+        return owed, 1.0 - owed / self.backfill_peak
+
+    def apply_status(self, status: dict[str, Any]) -> None:
+        """A snapshot from ``ApiClient.status()``: liveness, health, violations, collectors."""
+        self.connected = True
+        for h in status.get("hosts", []):
+            if not isinstance(h, dict) or not isinstance(h.get("name"), str):
+                continue
+            view = self.host(h["name"])
+            view.alive = bool(h.get("alive", view.alive))
+            view.health = str(h.get("health", view.health))
+            view.last_seen = max(view.last_seen, _finite(h.get("last_seen")) or 0.0)
+            for attr in ("info", "counters"):
+                if isinstance(h.get(attr), dict):
+                    setattr(view, attr, dict(h[attr]))
+            if isinstance(h.get("collectors"), list):
+                view.collectors = [dict(c) for c in h["collectors"] if isinstance(c, dict)]
+            if isinstance(h.get("budget_violations"), list):
+                view.active_violations = {str(v.get("metric")): dict(v) for v in h["budget_violations"]
+                                          if isinstance(v, dict)}
+            if isinstance(h.get("bottlenecks"), list):
+                view.bottlenecks = [dict(b) for b in h["bottlenecks"] if isinstance(b, dict)]
+            if not view.recent_violations and isinstance(h.get("recent_violations"), list):
+                view.recent_violations.extend(dict(v) for v in h["recent_violations"] if isinstance(v, dict))
+            if isinstance(h.get("recent_commands"), list) and not view.commands:
+                view.commands.extend(dict(c) for c in h["recent_commands"] if isinstance(c, dict))
+        self.version += 1
+
+    def disconnected(self) -> None:
+        if self.connected:
+            self.connected = False
+            self.version += 1
+
+    # ---------------------------------------------------------------- output
+    def points(self, host: str, key: str, since: float = float("-inf")) -> list[tuple[float, float]]:
+        view = self.hosts.get(host)
+        if view is None or key not in view.series:
+            return []
+        return [p for p in view.series[key] if p[0] > since]
+
+    def row(self, view: HostView, history: int = 60) -> HostRow:
+        values = {col: view.value(key) for col, key in ROW_SERIES.items()}
+        cpu_count = _finite(view.info.get("cpu_count")) or view.value("cpu_count")
+        return HostRow(
+            name=view.name, alive=view.alive, health=view.health, **values,
+            violations=sorted(view.active_violations),
+            cpu_history=[v for _, v in list(view.series.get("cpu_percent", ()))[-history:]],
+            memory_history=[v for _, v in list(view.series.get("memory_percent", ()))[-history:]],
+            cpu_count=int(cpu_count) if cpu_count else None)
+
+    def rows(self, sort: str = "name", filter_text: str = "", history: int = 60) -> list[HostRow]:
+        """Rows for every host whose name contains ``filter_text`` (any case), sorted by ``sort``.
+
+        ``name`` sorts A-Z, ``health`` worst first, every other key largest first (hosts
+        without a value last); ties fall back to the name.
+        """
+        if sort not in SORT_KEYS:
+            raise ValueError(f"sort key {sort!r} is not one of {', '.join(SORT_KEYS)}")
+        needle = filter_text.lower()
+        rows = [self.row(v, history) for v in self.hosts.values() if needle in v.name.lower()]
+        rows.sort(key=lambda r: r.name)
+        if sort == "health":
+            rows.sort(key=lambda r: (r.alive, HEALTH_RANK.get(r.health, 3)))
+        elif sort != "name":
+            rows.sort(key=lambda r: -getattr(r, sort) if getattr(r, sort) is not None else math.inf)
+        return rows
+
+    def detail(self, host: str, recent: int = 10) -> HostDetail | None:
+        view = self.hosts.get(host)
+        if view is None:
+            return None
+        per_cpu: list[tuple[str, float]] = []
+        disks: dict[str, dict[str, Any]] = {}
+        nics: dict[str, dict[str, Any]] = {}
+        for key, (_, value, _) in view.latest.items():
+            name, labels = parse_key(key)
+            if name == "cpu_percent" and "cpu" in labels:
+                per_cpu.append((labels["cpu"], value))
+            elif "device" in labels and name.startswith("disk_"):
+                disks.setdefault(labels["device"], {"device": labels["device"]})[name[5:]] = value
+            elif "interface" in labels and name.startswith("net_"):
+                nics.setdefault(labels["interface"], {"interface": labels["interface"]})[name[4:]] = value
+        per_cpu.sort(key=lambda p: _natural(p[0]))
+        return HostDetail(
+            row=self.row(view), per_cpu=per_cpu,
+            disks=[disks[k] for k in sorted(disks, key=_natural)],
+            interfaces=[nics[k] for k in sorted(nics, key=_natural)],
+            violations=list(view.recent_violations)[-recent:][::-1],
+            commands=list(view.commands)[-recent:][::-1],
+            bottlenecks=list(view.bottlenecks), info=dict(view.info),
+            collectors=list(view.collectors), counters=dict(view.counters))
+
+    def overview(self, sort: str = "name", filter_text: str = "") -> dict[str, Any]:
+        """The fleet page's JSON: one dict per host row, and whether the aggregator answers."""
+        return {"connected": self.connected, "version": self.version,
+                "hosts": [r.to_dict() for r in self.rows(sort, filter_text, history=120)]}
+
+    def host_json(self, host: str, since: float = float("-inf")) -> dict[str, Any] | None:
+        """One host page's JSON: the detail plus every series' points newer than ``since``."""
+        detail = self.detail(host, recent=20)
+        if detail is None:
+            return None
+        view = self.hosts[host]
+        series = {}
+        for key, points in view.series.items():
+            new = [[round(ts, 3), v] for ts, v in points if ts > since]
+            if new:
+                series[key] = {"unit": view.latest[key][2], "points": new}
+        return {"name": host, "alive": view.alive, "health": view.health, "row": detail.row.to_dict(),
+                "per_cpu": detail.per_cpu, "disks": detail.disks, "interfaces": detail.interfaces,
+                "violations": detail.violations, "active_violations": list(view.active_violations.values()),
+                "commands": detail.commands, "bottlenecks": detail.bottlenecks, "info": detail.info,
+                "collectors": detail.collectors, "counters": detail.counters, "series": series,
+                "connected": self.connected}
+
+
+def next_sort(current: str) -> str:
+    """The sort key after ``current`` in :data:`SORT_KEYS` (wrapping)."""
+    i = SORT_KEYS.index(current) if current in SORT_KEYS else -1
+    return SORT_KEYS[(i + 1) % len(SORT_KEYS)]
+
+
+@dataclass
+class TopState:
+    """What ``perfmesh top`` shows, driven by keys: sort, filter, selection, detail, quit.
+
+    Keys are tokens from the terminal reader: single characters, or ``up``, ``down``,
+    ``enter``, ``esc``, ``backspace``.
+    """
+
+    sort: str = "name"
+    filter_text: str = ""
+    editing_filter: bool = False
+    selected: int = 0
+    detail_host: str | None = None
+    quit: bool = False
+
+    def handle(self, key: str, names: Sequence[str]) -> None:
+        """Apply one key, given the host names currently listed (in display order)."""
+        if self.editing_filter:
+            if key in ("enter", "esc"):
+                self.editing_filter = False
+                if key == "esc":
+                    self.filter_text = ""
+            elif key == "backspace":
+                self.filter_text = self.filter_text[:-1]
+            elif len(key) == 1 and key.isprintable():
+                self.filter_text += key
+            self.selected = 0
+            return
+        if key in ("q", "Q"):
+            self.quit = True
+        elif self.detail_host is not None:
+            if key in ("esc", "backspace", "enter", "d", "left"):
+                self.detail_host = None
+        elif key == "s":
+            self.sort = next_sort(self.sort)
+        elif key == "/":
+            self.editing_filter = True
+        elif key in ("up", "k"):
+            self.selected = max(0, self.selected - 1)
+        elif key in ("down", "j"):
+            self.selected = min(max(len(names) - 1, 0), self.selected + 1)
+        elif key in ("enter", "d", "right") and names:
+            self.detail_host = names[min(self.selected, len(names) - 1)]
+        elif key == "esc":
+            self.filter_text = ""
+
+    def clamp(self, count: int) -> None:
+        """Keep the selection inside a list of ``count`` rows."""
+        self.selected = min(self.selected, max(count - 1, 0))
+
+
+_ESCAPES = {"[A": "up", "[B": "down", "[C": "right", "[D": "left", "OA": "up", "OB": "down",
+            "OC": "right", "OD": "left"}
+
+
+def parse_keys(data: str) -> list[str]:
+    """Terminal input (cbreak mode) -> key tokens: arrows, enter, esc, backspace or characters."""
+    keys: list[str] = []
+    i = 0
+    while i < len(data):
+        ch = data[i]
+        if ch == "\x1b":
+            seq = data[i + 1:i + 3]
+            if seq in _ESCAPES:
+                keys.append(_ESCAPES[seq])
+                i += 3
+                continue
+            keys.append("esc")
+        elif ch in "\r\n":
+            keys.append("enter")
+        elif ch in "\x7f\x08":
+            keys.append("backspace")
+        elif ch.isprintable():
+            keys.append(ch)
+        i += 1
+    return keys
+
+
+def compact_bytes(value: float | None) -> str:
+    """A byte count in at most 4 characters: ``0``, ``999``, ``1.2K``, ``34K``, ``567M``, ``1.2G``."""
+    if value is None:
+        return "-"
+    value = max(float(value), 0.0)
+    for suffix in ("", "K", "M", "G", "T", "P"):
+        if value < 999.5 or suffix == "P":
+            break
+        value /= 1024
+    if suffix == "":
+        return f"{value:.0f}"
+    return f"{value:.1f}{suffix}" if value < 9.95 else f"{value:.0f}{suffix}"
