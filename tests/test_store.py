@@ -1,4 +1,4 @@
-"""Tests for perfmesh.store.database: the aggregator's SQLite state, its compaction and its repair."""
+"""Tests for perfmesh.store (database, queries, layout, salvage): the aggregator's SQLite state, its compaction and its repair."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 
 from perfmesh.protocol import wire
-from perfmesh.store import database as store_mod
+from perfmesh.store import salvage as salvage_mod
 from perfmesh.protocol.batch import pack_values
 from perfmesh.errors import WireError
 from perfmesh.store.salvage import _next_readable
-from perfmesh.store.database import RepairReport, Store, StoreError, _ranges, schema_id
+from perfmesh.store.database import RepairReport, Store, StoreError
+from perfmesh.store.layout import schema_id, seq_ranges
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -192,7 +193,7 @@ def test_schema_id_is_a_content_hash():
     """The same bytes give the same signed 64-bit id; other bytes another."""
     assert schema_id(CPU) == schema_id(bytes(CPU)) != schema_id(CPU3)
     assert -(2 ** 63) <= schema_id(CPU) < 2 ** 63
-    assert _ranges([5, 1, 2, 3, 7, 8]) == [(1, 3), (5, 5), (7, 8)]
+    assert seq_ranges([5, 1, 2, 3, 7, 8]) == [(1, 3), (5, 5), (7, 8)]
 
 
 # ----------------------------------------------------------------- compaction
@@ -283,7 +284,7 @@ def test_truncated_file_is_repaired_with_a_report(tmp_path):
 
 def test_garbage_in_the_middle_is_repaired(tmp_path, monkeypatch):
     """Random bytes over pages in the middle: every other row salvaged, the loss reported."""
-    monkeypatch.setattr(store_mod, "_SALVAGE_CHUNK", 100)
+    monkeypatch.setattr(salvage_mod, "SALVAGE_CHUNK", 100)
     path = _filled_file(tmp_path)
     size = path.stat().st_size
     with open(path, "r+b") as f:
@@ -406,7 +407,6 @@ def test_next_readable_skips_an_unreadable_run():
 WRITER = """
 import sys
 from perfmesh.store.database import Store
-from perfmesh.store import database as store_mod
 from perfmesh.protocol.batch import pack_values
 from perfmesh.protocol import wire
 raw = wire.pack(["cpu", [["a", "%", {}], ["b", "%", {}]]])

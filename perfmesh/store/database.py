@@ -20,12 +20,10 @@ fresh file and :attr:`Store.repair` says what was lost; opening never raises for
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
 import sqlite3
-import struct
 import threading
 import time
 from array import array
@@ -33,61 +31,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
-from urllib.parse import quote
 
 from ..protocol.batch import BatchSchema, parse_schema
 from ..errors import PerfmeshError
-
-SCHEMA_VERSION = 1
-ROLLUP_S = 60
-_MIN_ROWID = -(2 ** 63)
-_MAX_ROWID = 2 ** 63 - 1
-_F64 = struct.Struct("<d")
-_SALVAGE_CHUNK = 10_000
+from .layout import ROLLUP_S, SCHEMA_VERSION, connect, create_tables, schema_id
+from .queries import Queries, StoreReader
+from .salvage import salvage
 
 BatchRow = tuple[str, str, int, bytes, float, bytes, bool]
-
-# Every table is a rowid table (salvage walks rowids). Order matters: parents first.
-_TABLES: dict[str, str] = {
-    "schemas": "id INTEGER PRIMARY KEY, raw BLOB NOT NULL",
-    "batches": "host TEXT NOT NULL, boot TEXT NOT NULL, seq INTEGER NOT NULL, "
-               "schema_id INTEGER NOT NULL, ts REAL NOT NULL, vals BLOB NOT NULL, "
-               "backfilled INTEGER NOT NULL, UNIQUE(host, boot, seq)",
-    "rollups": "host TEXT NOT NULL, key TEXT NOT NULL, minute INTEGER NOT NULL, "
-               "count INTEGER NOT NULL, sum REAL NOT NULL, min REAL NOT NULL, max REAL NOT NULL, "
-               "UNIQUE(host, key, minute)",
-    "hosts": "name TEXT PRIMARY KEY, info TEXT NOT NULL, first_seen REAL NOT NULL, "
-             "last_seen REAL NOT NULL, boot TEXT NOT NULL",
-    "violations": "id INTEGER PRIMARY KEY, host TEXT NOT NULL, ts REAL NOT NULL, record TEXT NOT NULL",
-    "audit": "id INTEGER PRIMARY KEY, ts REAL NOT NULL, entry TEXT NOT NULL",
-    "gaps": "id INTEGER PRIMARY KEY, host TEXT NOT NULL, boot TEXT NOT NULL, "
-            "first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, start_ts REAL NOT NULL, "
-            "end_ts REAL NOT NULL, reason TEXT NOT NULL",
-}
-_COLUMNS = {
-    "schemas": ["id", "raw"],
-    "batches": ["host", "boot", "seq", "schema_id", "ts", "vals", "backfilled"],
-    "rollups": ["host", "key", "minute", "count", "sum", "min", "max"],
-    "hosts": ["name", "info", "first_seen", "last_seen", "boot"],
-    "violations": ["id", "host", "ts", "record"],
-    "audit": ["id", "ts", "entry"],
-    "gaps": ["id", "host", "boot", "first_seq", "last_seq", "start_ts", "end_ts", "reason"],
-}
-# Derived from ``schemas`` (rebuilt on salvage, not salvaged): which column holds a series.
-_DERIVED = "CREATE TABLE schema_keys (key TEXT NOT NULL, schema_id INTEGER NOT NULL, " \
-           "idx INTEGER NOT NULL, PRIMARY KEY (key, schema_id)) WITHOUT ROWID"
-_INDEXES = (
-    "CREATE INDEX batches_host_ts ON batches(host, ts)",
-    "CREATE INDEX rollups_minute ON rollups(minute)",
-    "CREATE INDEX violations_host_ts ON violations(host, ts)",
-    "CREATE INDEX violations_ts ON violations(ts)",
-    "CREATE INDEX audit_ts ON audit(ts)",
-    "CREATE INDEX gaps_host ON gaps(host, first_seq)",
-    "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit "
-    "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
-    "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit "
-    "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
-)
 
 
 class StoreError(PerfmeshError, ValueError):
@@ -114,145 +65,9 @@ class RepairReport:
                 "lost_batches": [list(r) for r in self.lost_batches]}
 
 
-def schema_id(raw: bytes) -> int:
-    """The id of a schema blob: the first 8 bytes of its BLAKE2b hash, as a signed int64."""
-    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "little", signed=True)
-
-
-def _connect(path: str, readonly: bool = False) -> sqlite3.Connection:
-    uri = "file:" + quote(str(Path(path).resolve())) + ("?mode=ro" if readonly else "")
-    return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
-                           timeout=10.0)
-
-
-def _ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:
-    out: list[list[int]] = []
-    for s in sorted(seqs):
-        if out and s == out[-1][1] + 1:
-            out[-1][1] = s
-        else:
-            out.append([s, s])
-    return [(a, b) for a, b in out]
-
-
-# ---------------------------------------------------------------------------- reads
-class _Reads:
-    """Queries shared by the writer and the readers; ``self._conn`` is the connection."""
-
-    _conn: sqlite3.Connection
-    _lock: Any
-
-    def query(self, host: str, key: str, since: float,
-              until: float | None = None) -> list[tuple[float, float, bool]]:
-        """``(ts, value, backfilled)`` of one series of one host with ``since <= ts <= until``.
-
-        ``key`` is a series key (``cpu_percent``, ``cpu_percent{cpu=0}``; see
-        :func:`perfmesh.model.metric.series_key`); every schema holding it counts, so a series keeps
-        its history across schema changes. Raw batches give every sample; the part of the
-        range older than the raw window has been compacted to per-minute rollups, which give
-        one sample per minute: ``ts`` the start of the minute, ``value`` the minute's average,
-        ``backfilled`` False. Ordered by ``ts``.
-        """
-        hi = math.inf if until is None else until
-        with self._lock:
-            raw = self._conn.execute(
-                "SELECT b.ts, substr(b.vals, 8 * k.idx + 1, 8), b.backfilled FROM schema_keys k "
-                "JOIN batches b ON b.schema_id = k.schema_id "
-                "WHERE k.key = ? AND b.host = ? AND b.ts >= ? AND b.ts <= ? ORDER BY b.ts",
-                (key, host, since, hi)).fetchall()
-            m_lo = math.ceil(since / ROLLUP_S) if math.isfinite(since) else _MIN_ROWID
-            m_hi = math.floor(hi / ROLLUP_S) if math.isfinite(hi) else _MAX_ROWID
-            rolled = self._conn.execute(
-                "SELECT minute, sum / count FROM rollups WHERE host = ? AND key = ? "
-                "AND minute BETWEEN ? AND ? ORDER BY minute", (host, key, m_lo, m_hi)).fetchall()
-        unpack = _F64.unpack
-        out = [(float(m * ROLLUP_S), v, False) for m, v in rolled]
-        out.extend((ts, unpack(b)[0], bool(bf)) for ts, b, bf in raw)
-        if rolled and raw:
-            out.sort(key=lambda r: r[0])
-        return out
-
-    def last_seq(self, host: str) -> tuple[str, int] | None:
-        """``(boot, highest seq)`` of the boot of the host's newest stored batch, or None.
-
-        Raw batches only: a host silent for longer than the raw window has none left.
-        """
-        with self._lock:
-            row = self._conn.execute("SELECT boot FROM batches WHERE host = ? ORDER BY ts DESC "
-                                     "LIMIT 1", (host,)).fetchone()
-            if row is None:
-                return None
-            seq = self._conn.execute("SELECT max(seq) FROM batches WHERE host = ? AND boot = ?",
-                                     (host, row[0])).fetchone()[0]
-        return row[0], seq
-
-    def last_ts(self, host: str, boot: str) -> float | None:
-        """The newest sample timestamp stored for ``host``/``boot``, or None."""
-        with self._lock:
-            return self._conn.execute("SELECT max(ts) FROM batches WHERE host = ? AND boot = ?",
-                                      (host, boot)).fetchone()[0]
-
-    def seqs(self, host: str, boot: str, first: int, last: int) -> set[int]:
-        """The stored seqs of ``host``/``boot`` in ``first..last`` (inclusive)."""
-        with self._lock:
-            rows = self._conn.execute("SELECT seq FROM batches WHERE host = ? AND boot = ? "
-                                      "AND seq BETWEEN ? AND ?", (host, boot, first, last))
-            return {r[0] for r in rows}
-
-    def hosts(self) -> list[dict[str, Any]]:
-        with self._lock:
-            rows = self._conn.execute("SELECT name, info, first_seen, last_seen, boot FROM hosts "
-                                      "ORDER BY name").fetchall()
-        return [{"name": n, "info": json.loads(i), "first_seen": f, "last_seen": l, "boot": b}
-                for n, i, f, l, b in rows]
-
-    def violations(self, host: str | None, since: float) -> list[dict[str, Any]]:
-        """Violation records (as added) with ``timestamp >= since``, oldest first."""
-        with self._lock:
-            if host is None:
-                rows = self._conn.execute("SELECT record FROM violations WHERE ts >= ? "
-                                          "ORDER BY ts, id", (since,)).fetchall()
-            else:
-                rows = self._conn.execute("SELECT record FROM violations WHERE host = ? AND ts >= ? "
-                                          "ORDER BY ts, id", (host, since)).fetchall()
-        return [json.loads(r[0]) for r in rows]
-
-    def audit(self, since: float) -> list[dict[str, Any]]:
-        """Audit entries (as added) with ``timestamp >= since``, in the order they were added."""
-        with self._lock:
-            rows = self._conn.execute("SELECT entry FROM audit WHERE ts >= ? ORDER BY id",
-                                      (since,)).fetchall()
-        return [json.loads(r[0]) for r in rows]
-
-    def gaps(self, host: str) -> list[dict[str, Any]]:
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT host, boot, first_seq, last_seq, start_ts, end_ts, reason FROM gaps "
-                "WHERE host = ? ORDER BY id", (host,)).fetchall()
-        names = ("host", "boot", "first_seq", "last_seq", "start_ts", "end_ts", "reason")
-        return [dict(zip(names, r)) for r in rows]
-
-    def counts(self) -> dict[str, int]:
-        """Rows per table."""
-        with self._lock:
-            return {t: self._conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in _TABLES}
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-
-class StoreReader(_Reads):
-    """Read-only view of a store on its own connection, for threads other than the writer's."""
-
-    def __init__(self, path: str | Path) -> None:
-        self._lock = threading.Lock()
-        self._conn = _connect(str(path), readonly=True)
-        self._conn.execute("PRAGMA query_only = ON")
-
 
 # ---------------------------------------------------------------------------- writer
-class Store(_Reads):
+class Store(Queries):
     """The aggregator's state file. Single writer: see the module docstring.
 
     ``check`` is the integrity check at open: ``"quick"`` (``PRAGMA quick_check``, O(file
@@ -280,7 +95,7 @@ class Store(_Reads):
 
     # ------------------------------------------------------------------ opening
     def _open(self, check: str) -> sqlite3.Connection:
-        conn = _connect(self.path)
+        conn = connect(self.path)
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -292,7 +107,7 @@ class Store(_Reads):
                     raise sqlite3.DatabaseError("; ".join(problems)[:2000])
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:
-                self._create(conn)
+                create_tables(conn)
             elif version != SCHEMA_VERSION:
                 conn.close()
                 raise StoreError(f"{self.path} has store schema version {version}; this "
@@ -308,16 +123,10 @@ class Store(_Reads):
             raise
         return conn
 
-    @staticmethod
-    def _create(conn: sqlite3.Connection) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        for table, cols in _TABLES.items():
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
-        conn.execute(_DERIVED)
-        for stmt in _INDEXES:
-            conn.execute(stmt)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        conn.execute("COMMIT")
+
+    def schema_width(self, sid: int) -> int | None:
+        """How many series the schema ``sid`` holds (None: no readable schema of that id)."""
+        return self._widths.get(sid)
 
     def _remember(self, sid: int, raw: bytes) -> BatchSchema:
         schema = parse_schema(raw)
@@ -344,17 +153,18 @@ class Store(_Reads):
         self._widths.clear()
         self._schemas.clear()
         conn = self._conn = self._open("none")
-        from .salvage import salvage     # only ever needed on a damaged file
         salvaged, notes, lost_batches = salvage(aside, conn, self)
         self.repair = RepairReport(True, salvaged, f"{str(exc)[:300]}; " + "; ".join(notes),
                                    aside, lost_batches)
         return conn
 
     # ------------------------------------------------------------------ writes
-    def _tx(self) -> "_Transaction":
+    def transaction(self) -> "_Transaction":
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT, ROLLBACK on an exception)."""
         return _Transaction(self._conn, self._lock)
 
-    def _insert_schema(self, raw: bytes) -> int:
+    def insert_schema(self, raw: bytes) -> int:
+        """Inside :meth:`transaction`: store a schema blob once and index its series; its id."""
         sid = schema_id(raw)
         known = self._schemas.get(sid)
         if known is not None and known.raw != raw:  # pragma: no cover - a 64-bit hash collision
@@ -373,12 +183,12 @@ class Store(_Reads):
         match its schema; a schema blob that does not parse raises ``WireError``.
         """
         ids, widths = self._schema_ids, self._widths
-        with self._tx():
+        with self.transaction():
             out = []
             for host, boot, seq, raw, ts, vals, bf in rows:
                 sid = ids.get(raw)
                 if sid is None:
-                    sid = self._insert_schema(raw)
+                    sid = self.insert_schema(raw)
                 if len(vals) != 8 * widths[sid]:
                     raise StoreError(f"batch {host}/{boot}/{seq}: values of {len(vals)} bytes, "
                                      f"expected {8 * widths[sid]} (8 per series)")
@@ -396,7 +206,7 @@ class Store(_Reads):
         cutoff = math.floor((now - self.raw_window_s) / ROLLUP_S) * ROLLUP_S
         oldest = now - self.rollup_retention_s
         folded = 0
-        with self._tx():
+        with self.transaction():
             hosts = [r[0] for r in self._conn.execute(
                 "WITH RECURSIVE h(x) AS (SELECT min(host) FROM batches UNION ALL "
                 "SELECT (SELECT min(host) FROM batches WHERE host > x) FROM h WHERE x IS NOT NULL) "
@@ -454,7 +264,7 @@ class Store(_Reads):
     def upsert_host(self, name: str, info: dict[str, Any], first_seen: float, last_seen: float,
                     boot: str) -> None:
         """Insert or update a host; ``first_seen`` keeps the earliest, ``last_seen`` the latest."""
-        with self._tx():
+        with self.transaction():
             self._conn.execute(
                 "INSERT INTO hosts (name, info, first_seen, last_seen, boot) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET info = excluded.info, boot = excluded.boot, "
@@ -464,20 +274,20 @@ class Store(_Reads):
 
     def add_violation(self, host: str, record: dict[str, Any]) -> None:
         """A violation record (``record["timestamp"]`` is its time, 0 when absent)."""
-        with self._tx():
+        with self.transaction():
             self._conn.execute("INSERT INTO violations (host, ts, record) VALUES (?, ?, ?)",
                                (host, float(record.get("timestamp", 0.0)), json.dumps(record)))
 
     def add_audit(self, entry: dict[str, Any]) -> None:
         """Append to the audit log (``entry["timestamp"]``, 0 when absent). There is no update
         or delete, here or in SQL (triggers refuse both)."""
-        with self._tx():
+        with self.transaction():
             self._conn.execute("INSERT INTO audit (ts, entry) VALUES (?, ?)",
                                (float(entry.get("timestamp", 0.0)), json.dumps(entry)))
 
     def add_gap(self, host: str, boot: str, first_seq: int, last_seq: int, start_ts: float,
                 end_ts: float, reason: str) -> None:
-        with self._tx():
+        with self.transaction():
             self._conn.execute("INSERT INTO gaps (host, boot, first_seq, last_seq, start_ts, end_ts, "
                                "reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
                                (host, boot, first_seq, last_seq, start_ts, end_ts, reason))

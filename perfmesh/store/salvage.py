@@ -2,27 +2,38 @@
 
 Used by :class:`perfmesh.store.database.Store` when its file fails to open or its integrity check:
 the bad file is moved aside first, then this walks it table by table, rowid by rowid,
-stepping over unreadable pages, and says what was lost.
+stepping over unreadable pages, and says what was lost. It knows the file's layout
+(:mod:`perfmesh.store.layout`) and, of the fresh store it fills, only :class:`SalvageTarget`.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
-from typing import TYPE_CHECKING, Iterator
+from contextlib import AbstractContextManager
+from typing import Iterator, Protocol
 
 from ..errors import PerfmeshError
-from .database import _COLUMNS, _MAX_ROWID, _MIN_ROWID, _SALVAGE_CHUNK, _TABLES, _connect, _ranges, schema_id
+from .layout import COLUMNS, MAX_ROWID, MIN_ROWID, TABLES, connect, schema_id, seq_ranges
 
-if TYPE_CHECKING:
-    from .database import Store
+SALVAGE_CHUNK = 10_000   # rows per executemany while copying a table
+
+
+class SalvageTarget(Protocol):
+    """What salvage needs of the fresh store it fills (:class:`~perfmesh.store.database.Store`)."""
+
+    def transaction(self) -> AbstractContextManager[None]: ...
+
+    def insert_schema(self, raw: bytes) -> int: ...
+
+    def schema_width(self, sid: int) -> int | None: ...
 
 
 def _readable_rows(src: sqlite3.Connection, table: str, cols: list[str],
                    notes: list[str]) -> Iterator[tuple]:
     """Every row of ``table`` that can be read, walking rowids past unreadable pages."""
     select = f"SELECT rowid, {', '.join(cols)} FROM {table} WHERE rowid >= ? ORDER BY rowid"
-    lo = _MIN_ROWID
+    lo = MIN_ROWID
     while True:
         last = None
         try:
@@ -33,7 +44,7 @@ def _readable_rows(src: sqlite3.Connection, table: str, cols: list[str],
         except sqlite3.DatabaseError as exc:
             start = lo if last is None else last + 1
             resume = _next_readable(src, table, start)
-            shown = "min" if start == _MIN_ROWID else str(start)
+            shown = "min" if start == MIN_ROWID else str(start)
             notes.append(f"{table}: rows with rowid {shown}..{'max' if resume is None else resume - 1} "
                          f"unreadable ({exc})")
             if resume is None:
@@ -55,10 +66,10 @@ def _next_readable(src: sqlite3.Connection, table: str, start: int) -> int | Non
 
     bad, step = start, 1
     while True:
-        good = min(start + step, _MAX_ROWID)
+        good = min(start + step, MAX_ROWID)
         if read_from(good) is not False:
             break
-        if good == _MAX_ROWID:
+        if good == MAX_ROWID:
             return None
         bad, step = good, step * 2
     while good - bad > 1:
@@ -72,12 +83,12 @@ def _next_readable(src: sqlite3.Connection, table: str, start: int) -> int | Non
 
 
 def salvage(aside: str, dst: sqlite3.Connection,
-             store: Store) -> tuple[dict[str, int], list[str], list[tuple[str, str, int, int]]]:
-    salvaged = {t: 0 for t in _TABLES}
+             store: SalvageTarget) -> tuple[dict[str, int], list[str], list[tuple[str, str, int, int]]]:
+    salvaged = {t: 0 for t in TABLES}
     notes: list[str] = []
     lost_batches: list[tuple[str, str, int, int]] = []
     try:
-        src = _connect(aside, readonly=True)
+        src = connect(aside, readonly=True)
         # writable_schema lets SQLite read a file shorter than its header says (a truncation)
         src.execute("PRAGMA writable_schema = ON")
         src.execute("SELECT count(*) FROM sqlite_master").fetchone()
@@ -87,7 +98,7 @@ def salvage(aside: str, dst: sqlite3.Connection,
     try:
         tables = {r[0] for r in src.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         salvaged["schemas"] = _salvage_schemas(src, store, notes) if "schemas" in tables else 0
-        for table in _TABLES:
+        for table in TABLES:
             if table == "schemas":
                 continue
             if table not in tables:
@@ -103,14 +114,14 @@ def salvage(aside: str, dst: sqlite3.Connection,
     return salvaged, notes, lost_batches
 
 
-def _salvage_schemas(src: sqlite3.Connection, store: Store, notes: list[str]) -> int:
+def _salvage_schemas(src: sqlite3.Connection, store: SalvageTarget, notes: list[str]) -> int:
     n = bad = 0
-    with store._tx():
+    with store.transaction():
         for sid, raw in _readable_rows(src, "schemas", ["id", "raw"], notes):
             try:
                 if type(raw) is not bytes or schema_id(raw) != sid:
                     raise ValueError("content does not match its hash")
-                store._insert_schema(raw)
+                store.insert_schema(raw)
                 n += 1
             except (PerfmeshError, ValueError):
                 bad += 1
@@ -119,21 +130,21 @@ def _salvage_schemas(src: sqlite3.Connection, store: Store, notes: list[str]) ->
     return n
 
 
-def _salvage_table(src: sqlite3.Connection, dst: sqlite3.Connection, store: Store, table: str,
+def _salvage_table(src: sqlite3.Connection, dst: sqlite3.Connection, store: SalvageTarget, table: str,
                    notes: list[str]) -> int:
-    cols = [c for c in _COLUMNS[table] if c != "id"]
+    cols = [c for c in COLUMNS[table] if c != "id"]
     insert = f"INSERT OR IGNORE INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
     n = dropped = 0
     chunk: list[tuple] = []
-    with store._tx():
+    with store.transaction():
         for row in _readable_rows(src, table, cols, notes):
             if table == "batches":
-                width = store._widths.get(row[3])
+                width = store.schema_width(row[3])
                 if width is None or type(row[5]) is not bytes or len(row[5]) != 8 * width:
                     dropped += 1
                     continue
             chunk.append(row)
-            if len(chunk) >= _SALVAGE_CHUNK:
+            if len(chunk) >= SALVAGE_CHUNK:
                 n += dst.executemany(insert, chunk).rowcount
                 chunk = []
         n += dst.executemany(insert, chunk).rowcount
@@ -156,7 +167,7 @@ def _lost_batches(src: sqlite3.Connection, dst: sqlite3.Connection,
     for host, boot, seq in indexed:
         if (host, boot, seq) not in have:
             missing[(host, boot)].append(seq)
-    out = [(h, b, lo, hi) for (h, b), seqs in sorted(missing.items()) for lo, hi in _ranges(seqs)]
+    out = [(h, b, lo, hi) for (h, b), seqs in sorted(missing.items()) for lo, hi in seq_ranges(seqs)]
     if out:
         notes.append(f"batches: {sum(len(s) for s in missing.values())} batches lost, "
                      f"seq ranges in lost_batches")
