@@ -1,16 +1,17 @@
-"""perfmesh.config.schema: TOML check (every error, dotted key, what was expected), parse, merge, CLI."""
+"""perfmesh.config (validation, schema, settings, example): TOML check (every error, dotted key, what was expected), parse, merge, CLI."""
 
 from __future__ import annotations
 
 import pytest
 
 from workers import cli
-from perfmesh.config import schema as config
+from perfmesh.config.schema import Rollup
 from perfmesh.rules.alerting import HostSelector
 from perfmesh.rules.budget import DEFAULT_BUDGETS
-from perfmesh.config.schema import (
-    AGENT_DEFAULTS, EXAMPLE, Config, ConfigIssue, aggregator_settings, agent_settings, check,
-    load, loads, merge, parse, parse_toml, read)
+from perfmesh.config.example import EXAMPLE
+from perfmesh.config.schema import Config, load, loads, parse, parse_toml, read
+from perfmesh.config.settings import AGENT_DEFAULTS, aggregator_settings, agent_settings, merge
+from perfmesh.config.validation import ConfigIssue, check
 from perfmesh.errors import ConfigError
 
 
@@ -25,7 +26,7 @@ def test_example_passes_check_and_parses():
     cfg = parse(raw)
     assert cfg.aggregator["metrics_listen"] == "127.0.0.1:9790"
     assert cfg.agent["server_key"] == "/etc/perfmesh/keys/aggregator.key"
-    assert cfg.retention.rollups == (config.Rollup(60.0, 2592000.0),)
+    assert cfg.retention.rollups == (Rollup(60.0, 2592000.0),)
     assert cfg.retention.data_dir == "/var/lib/perfmesh"
     [cpu, disk] = cfg.alerts
     assert (cpu.warning, cpu.critical, cpu.for_samples, cpu.for_s, cpu.clear, cpu.repeat_s) == \

@@ -269,7 +269,8 @@ def _endpoint(text: str, args: argparse.Namespace | None = None,
 def cmd_aggregator(args: argparse.Namespace) -> int:
     from workers.aggregator import AggregatorConfig, main
     from workers.transport import Endpoint, is_loopback
-    from perfmesh.config.schema import Config, aggregator_settings, load
+    from perfmesh.config.schema import Config, load
+    from perfmesh.config.settings import aggregator_settings
     from perfmesh.mesh.fleet import FleetConfig
     cfg = load(args.config) if args.config else Config()
     flags = _given(args, {"bind": "bind", "port": "port", "heartbeat": "heartbeat_s",
@@ -339,7 +340,8 @@ def _aggregator_sinks(cfg: Any, settings: dict[str, Any], args: argparse.Namespa
 def cmd_agent(args: argparse.Namespace) -> int:
     from workers.agent import AgentConfig, main
     import socket
-    from perfmesh.config.schema import Config, agent_settings, load
+    from perfmesh.config.schema import Config, load
+    from perfmesh.config.settings import agent_settings
     cfg = load(args.config) if args.config else Config()
     flags = _given(args, {"connect": "connect", "interval": "interval_s"})
     if args.name is not None:
@@ -369,12 +371,14 @@ def cmd_keys(args: argparse.Namespace, out=None) -> int:
 
 
 def cmd_config(args: argparse.Namespace, out=None) -> int:
-    from perfmesh.config import schema as config
+    from perfmesh.config.example import EXAMPLE
+    from perfmesh.config.schema import read
+    from perfmesh.config.validation import check
     out = out or sys.stdout
     if args.config_cmd == "example":
-        out.write(config.EXAMPLE)
+        out.write(EXAMPLE)
         return 0
-    issues = config.check(config.read(args.file))
+    issues = check(read(args.file))
     for issue in issues:
         out.write(f"{args.file}: {issue}\n")
     if not issues:

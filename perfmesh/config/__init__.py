@@ -1,5 +1,6 @@
-"""The ``perfmesh.toml`` file: its schema (defaults read from the dataclasses they configure),
-validation with messages that name the dotted key and what was expected, and the example.
+"""The ``perfmesh.toml`` file, one module per concern: ``schema`` (the typed result, parse and
+load), ``validation`` (every problem with its dotted key and what was expected), ``settings``
+(defaults, then the file, then the command-line flags) and ``example`` (the commented example).
 
 May import: ``perfmesh.errors``, ``model``, ``rules``, ``mesh``, ``optimize``.
 """

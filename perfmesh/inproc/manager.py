@@ -81,7 +81,8 @@ class _Sample:
 
 
 def _agent_settings(path: str) -> dict[str, Any]:
-    from ..config.schema import agent_settings, load
+    from ..config.schema import load
+    from ..config.settings import agent_settings
     return agent_settings(load(path), {})
 
 

@@ -1,0 +1,44 @@
+"""Settings of a process: defaults, overridden by the file, overridden by the command-line
+flags that were given (:func:`merge`; a flag left at None was not given)."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from .schema import Config
+
+
+def merge(defaults: Mapping[str, Any], file_values: Mapping[str, Any],
+          flags: Mapping[str, Any]) -> dict[str, Any]:
+    """Defaults, overridden by the file, overridden by the flags that were given (not None).
+
+    Only keys of ``defaults`` are taken from the file and the flags.
+    """
+    out = dict(defaults)
+    out.update({k: v for k, v in file_values.items() if k in defaults})
+    out.update({k: v for k, v in flags.items() if k in defaults and v is not None})
+    return out
+
+
+AGGREGATOR_DEFAULTS: dict[str, Any] = {
+    "bind": "127.0.0.1", "port": 7700, "heartbeat_s": 1.0, "history_rows": 1000,
+    "auto_optimize": False, "metrics_listen": None, "keys_dir": None,
+    "snapshot_interval_s": 1.0, "command_timeout_s": 10.0, "max_hosts": 10_000,
+    "max_series_per_host": 10_000,
+}
+AGENT_DEFAULTS: dict[str, Any] = {
+    "connect": "127.0.0.1:7700", "name": None, "interval_s": 1.0, "heartbeat_s": 1.0,
+    "key": None, "server_key": None, "commands": True, "allow": None, "kinds": None,
+}
+
+
+def aggregator_settings(config: Config | None, flags: Mapping[str, Any]) -> dict[str, Any]:
+    """The aggregator's settings: file (``[aggregator]`` and ``[retention].history_rows``)
+    under flags. ``budgets`` in flags are NAME -> LIMIT overrides for every host."""
+    config = config or Config()
+    file_values = {**config.aggregator, "history_rows": config.retention.history_rows}
+    return merge(AGGREGATOR_DEFAULTS, file_values, flags)
+
+
+def agent_settings(config: Config | None, flags: Mapping[str, Any]) -> dict[str, Any]:
+    return merge(AGENT_DEFAULTS, (config or Config()).agent, flags)
