@@ -1,11 +1,12 @@
-"""FleetModel, TopState and the text helpers behind `perfmesh top` and `perfmesh web` (pure)."""
+"""perfmesh.views dashboard, cells and top: FleetModel, TopState and the text helpers behind `perfmesh top` and `perfmesh web` (pure)."""
 
 import math
 
 import pytest
 
-from perfmesh.views.dashboard import (SORT_KEYS, FleetModel, TopState, bar, compact_bytes, level, next_sort, parse_key,
-                                parse_keys, sparkline)
+from perfmesh.views.cells import bar, compact_bytes, level, sparkline
+from perfmesh.views.dashboard import SORT_KEYS, FleetModel, parse_key
+from perfmesh.views.top import TopState, next_sort, parse_keys
 
 
 def metric(host, name, value, ts, unit="%", **labels):

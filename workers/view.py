@@ -22,8 +22,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from perfmesh.views.dashboard import (FleetModel, HostDetail, HostRow, TopState, bar, compact_bytes, level, parse_keys,
-                                sparkline)
+from perfmesh.views.cells import bar, compact_bytes, level, sparkline
+from perfmesh.views.dashboard import FleetModel, HostDetail, HostRow
+from perfmesh.views.top import TopState, parse_keys
 from perfmesh.views.render import format_value
 
 from .feed import Feed

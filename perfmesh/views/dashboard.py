@@ -3,7 +3,8 @@
 A :class:`FleetModel` applies stream events (as the subscriber yields them) and status
 snapshots (as ``ApiClient.status()`` returns them), and answers what a view needs: one row per
 host (sorted and filtered), sparklines, one host's detail, and JSON for the web page. It never
-reads the clock or touches a socket; every method that needs the time takes ``now``.
+reads the clock or touches a socket; every method that needs the time takes ``now``. The cells
+as text are in :mod:`.cells`, the keys of ``perfmesh top`` in :mod:`.top`.
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ import math
 import re
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 from ..model.metric import series_key
 
-SPARK_CHARS = "▁▂▃▄▅▆▇█"
 SORT_KEYS = ("name", "cpu", "memory", "load", "disk", "net", "health")
 HEALTH_RANK = {"critical": 0, "warning": 1, "degraded": 1, "good": 2, "unknown": 3}
 DEFAULT_WINDOW_S = 600.0
@@ -46,45 +46,6 @@ def _finite(value: Any) -> float | None:
         return None
     return float(value) if math.isfinite(value) else None
 
-
-def sparkline(values: Sequence[float], width: int, lo: float | None = None, hi: float | None = None) -> str:
-    """The last ``width`` values as block characters, scaled to [lo, hi] (default: their range).
-
-    Shorter input is padded on the left with spaces, so the newest value is always rightmost.
-    """
-    if width <= 0:
-        return ""
-    tail = [float(v) for v in list(values)[-width:]]
-    if not tail:
-        return " " * width
-    lo = min(tail) if lo is None else lo
-    hi = max(tail) if hi is None else hi
-    span = hi - lo
-    top = len(SPARK_CHARS) - 1
-    chars = []
-    for v in tail:
-        frac = 0.0 if span <= 0 else (min(max(v, lo), hi) - lo) / span
-        chars.append(SPARK_CHARS[round(frac * top)])
-    return " " * (width - len(tail)) + "".join(chars)
-
-
-def bar(fraction: float | None, width: int) -> str:
-    """A horizontal bar of ``width`` cells, filled to ``fraction`` (clamped to 0..1) in eighths."""
-    if width <= 0:
-        return ""
-    if fraction is None:
-        return " " * width
-    eighths = round(min(max(fraction, 0.0), 1.0) * width * 8)
-    full, part = divmod(eighths, 8)
-    partial = " ▏▎▍▌▋▊▉"[part] if part else ""
-    return ("█" * full + partial).ljust(width)
-
-
-def level(value: float | None, warn: float, crit: float) -> str:
-    """'ok', 'warn' or 'crit' for a value against two thresholds ('none' without a value)."""
-    if value is None:
-        return "none"
-    return "crit" if value >= crit else "warn" if value >= warn else "ok"
 
 
 @dataclass
@@ -372,101 +333,3 @@ class FleetModel:
                 "commands": detail.commands, "bottlenecks": detail.bottlenecks, "info": detail.info,
                 "collectors": detail.collectors, "counters": detail.counters, "series": series,
                 "connected": self.connected}
-
-
-def next_sort(current: str) -> str:
-    """The sort key after ``current`` in :data:`SORT_KEYS` (wrapping)."""
-    i = SORT_KEYS.index(current) if current in SORT_KEYS else -1
-    return SORT_KEYS[(i + 1) % len(SORT_KEYS)]
-
-
-@dataclass
-class TopState:
-    """What ``perfmesh top`` shows, driven by keys: sort, filter, selection, detail, quit.
-
-    Keys are tokens from the terminal reader: single characters, or ``up``, ``down``,
-    ``enter``, ``esc``, ``backspace``.
-    """
-
-    sort: str = "name"
-    filter_text: str = ""
-    editing_filter: bool = False
-    selected: int = 0
-    detail_host: str | None = None
-    quit: bool = False
-
-    def handle(self, key: str, names: Sequence[str]) -> None:
-        """Apply one key, given the host names currently listed (in display order)."""
-        if self.editing_filter:
-            if key in ("enter", "esc"):
-                self.editing_filter = False
-                if key == "esc":
-                    self.filter_text = ""
-            elif key == "backspace":
-                self.filter_text = self.filter_text[:-1]
-            elif len(key) == 1 and key.isprintable():
-                self.filter_text += key
-            self.selected = 0
-            return
-        if key in ("q", "Q"):
-            self.quit = True
-        elif self.detail_host is not None:
-            if key in ("esc", "backspace", "enter", "d", "left"):
-                self.detail_host = None
-        elif key == "s":
-            self.sort = next_sort(self.sort)
-        elif key == "/":
-            self.editing_filter = True
-        elif key in ("up", "k"):
-            self.selected = max(0, self.selected - 1)
-        elif key in ("down", "j"):
-            self.selected = min(max(len(names) - 1, 0), self.selected + 1)
-        elif key in ("enter", "d", "right") and names:
-            self.detail_host = names[min(self.selected, len(names) - 1)]
-        elif key == "esc":
-            self.filter_text = ""
-
-    def clamp(self, count: int) -> None:
-        """Keep the selection inside a list of ``count`` rows."""
-        self.selected = min(self.selected, max(count - 1, 0))
-
-
-_ESCAPES = {"[A": "up", "[B": "down", "[C": "right", "[D": "left", "OA": "up", "OB": "down",
-            "OC": "right", "OD": "left"}
-
-
-def parse_keys(data: str) -> list[str]:
-    """Terminal input (cbreak mode) -> key tokens: arrows, enter, esc, backspace or characters."""
-    keys: list[str] = []
-    i = 0
-    while i < len(data):
-        ch = data[i]
-        if ch == "\x1b":
-            seq = data[i + 1:i + 3]
-            if seq in _ESCAPES:
-                keys.append(_ESCAPES[seq])
-                i += 3
-                continue
-            keys.append("esc")
-        elif ch in "\r\n":
-            keys.append("enter")
-        elif ch in "\x7f\x08":
-            keys.append("backspace")
-        elif ch.isprintable():
-            keys.append(ch)
-        i += 1
-    return keys
-
-
-def compact_bytes(value: float | None) -> str:
-    """A byte count in at most 4 characters: ``0``, ``999``, ``1.2K``, ``34K``, ``567M``, ``1.2G``."""
-    if value is None:
-        return "-"
-    value = max(float(value), 0.0)
-    for suffix in ("", "K", "M", "G", "T", "P"):
-        if value < 999.5 or suffix == "P":
-            break
-        value /= 1024
-    if suffix == "":
-        return f"{value:.0f}"
-    return f"{value:.1f}{suffix}" if value < 9.95 else f"{value:.0f}{suffix}"
