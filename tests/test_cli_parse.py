@@ -1,4 +1,4 @@
-"""Tests for workers.cli parsing: defaults, flag validation (one line, exit 2), parse_param,
+"""Tests for workers.cli (args, clients) parsing: defaults, flag validation (one line, exit 2), parse_param,
 parse_budget and main()'s error paths. No processes or sockets are started."""
 
 import argparse
@@ -8,7 +8,9 @@ import sys
 import pytest
 
 from workers import cli
-from workers.cli import CliError, build_parser, main, parse_budget, parse_param
+from workers.cli import clients as cli_clients
+from workers.cli import main
+from workers.cli.args import CliError, build_parser, parse_budget, parse_param
 from perfmesh.errors import ConfigError, PerfmeshError
 
 
@@ -153,7 +155,7 @@ def test_flag_error_names_the_subcommand(capsys):
 
 def test_bad_command_parameter_is_a_usage_error_before_any_connection(capsys, monkeypatch):
     """A malformed key=value parameter fails with exit 2 before the api client is created."""
-    monkeypatch.setattr(cli, "_with_api", lambda *a: pytest.fail("must not connect"))
+    monkeypatch.setattr(cli_clients, "_with_api", lambda *a: pytest.fail("must not connect"))
     line = usage_error(capsys, "command", "web01", "gc_collect", "generation")
     assert "parameter 'generation' must be key=value" in line
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from workers import cli
+from workers.cli import args as cli_args
 from perfmesh.config.schema import Rollup
 from perfmesh.rules.alerting import HostSelector
 from perfmesh.rules.budget import DEFAULT_BUDGETS
@@ -269,12 +270,12 @@ def test_cli_flags_given_are_recorded_for_overriding_the_file():
                       "--metrics-listen", "127.0.0.1:0", "--webhook", "http://h/x",
                       "--alertmanager", "http://am:9093"])
     assert a.given == {"port", "auto_optimize"}
-    assert cli._given(a, {"port": "port", "bind": "bind", "auto_optimize": "auto_optimize"}) == \
+    assert cli_args.flags_given(a, {"port": "port", "bind": "bind", "auto_optimize": "auto_optimize"}) == \
         {"port": 7700, "auto_optimize": True}
     assert (a.config, a.metrics_listen, a.webhook, a.alertmanager) == \
         ("x.toml", "127.0.0.1:0", ["http://h/x"], ["http://am:9093"])
     d = p.parse_args(["aggregator"])
-    assert (d.bind, d.port, d.auto_optimize, cli._given(d, {"port": "port"})) == ("127.0.0.1", 7700, False, {})
+    assert (d.bind, d.port, d.auto_optimize, cli_args.flags_given(d, {"port": "port"})) == ("127.0.0.1", 7700, False, {})
     g = p.parse_args(["agent", "--config", "y.toml", "--no-commands", "--connect", "h:1"])
     assert (g.config, g.no_commands, g.given) == ("y.toml", True, {"no_commands", "connect"})
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from workers.cli import stop_processes
+from workers.cli.up import stop_processes
 from tests.conftest import ROOT, free_base_port
 from tests.netns import Topology, netns_unavailable
 

@@ -1,0 +1,231 @@
+"""The ``perfmesh`` command line's arguments: the parser of every subcommand, the checks of
+flag values (one line, exit status 2, before anything connects) and which flags were given
+(they override the config file; an unused flag's default does not)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from typing import Any
+
+from perfmesh.errors import PerfmeshError
+
+EVENT_TYPES = ("metric", "violation", "bottleneck", "command", "host", "gap")
+CATEGORY_CHOICES = ("cpu", "memory", "io", "network", "application")
+DEFAULT_CONNECT = "127.0.0.1:7700"
+
+
+class CliError(PerfmeshError):
+    """A usage error: printed as one line, exit status 2."""
+
+
+class _Given(argparse.Action):
+    """Store the value (or ``const`` for a switch) and remember the flag was given, so it
+    overrides the config file while an unused flag's default does not."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+        namespace.given = {*getattr(namespace, "given", ()), self.dest}
+
+
+def flags_given(args: argparse.Namespace, names: dict[str, str]) -> dict[str, Any]:
+    """Config key -> flag value, for the flags in ``names`` (dest -> key) that were given."""
+    given = getattr(args, "given", set())
+    return {key: getattr(args, dest) for dest, key in names.items() if dest in given}
+
+
+def _http_url(text: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http:// or https:// URL")
+    return text
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise CliError(f"{self.prog}: {message}")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive whole number")
+    return int(text)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65531:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a port number from 1 to 65531")
+    return int(text)
+
+
+def _host_name(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a valid host name (letters, digits, '_', '.', '-'; at most 128)")
+    return text
+
+
+def parse_budget(text: str) -> tuple[str, float]:
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"budget {text!r} must be NAME=LIMIT, e.g. cpu_percent=90")
+    try:
+        limit = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"budget {name}: limit {raw!r} is not a number") from None
+    if not math.isfinite(limit) or limit < 0:
+        raise argparse.ArgumentTypeError(f"budget {name}: limit {raw!r} must be a finite number >= 0")
+    return name, limit
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """``key=value``: JSON values (numbers, true/false, [lists]), ``0,1`` as a list of ints, else a string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+        raise CliError(f"parameter {text!r} must be key=value with a plain key, e.g. generation=2")
+    if re.fullmatch(r"-?\d+(,-?\d+)+", raw):
+        return key, [int(x) for x in raw.split(",")]
+    try:
+        return key, json.loads(raw, parse_constant=_no_constant)
+    except ValueError:
+        return key, raw
+
+
+def _no_constant(name: str) -> Any:
+    """json.loads hook: NaN and Infinity stay text; only finite numbers go on the wire."""
+    raise ValueError(f"{name} is not a finite number")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="perfmesh", description="Distributed performance monitoring over ZeroMQ.")
+    p.add_argument("--version", action="version", version="perfmesh 0.1.0")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    def connect(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--connect", default=DEFAULT_CONNECT, metavar="HOST[:BASE]", action=_Given,
+                        help=f"aggregator address (default {DEFAULT_CONNECT})")
+        sp.add_argument("--key", default=None, metavar="SECRET_FILE", action=_Given,
+                        help="this client's CURVE secret key (NAME.key_secret)")
+        sp.add_argument("--server-key", default=None, metavar="PUBLIC_FILE", action=_Given,
+                        help="the aggregator's public key (aggregator.key)")
+        sp.add_argument("--insecure", action=_Given, nargs=0, const=True, default=False,
+                        help="allow a non-loopback aggregator without encryption")
+
+    a = sub.add_parser("aggregator", help="run the central aggregator")
+    a.add_argument("--config", default=None, metavar="FILE", help="perfmesh.toml; flags override it")
+    a.add_argument("--bind", default="127.0.0.1", metavar="ADDR", action=_Given, help="address to bind (default 127.0.0.1)")
+    a.add_argument("--keys", default=None, metavar="DIR", action=_Given,
+                   help="CURVE keys: DIR/aggregator.key_secret and allowlists DIR/{agents,operators,subscribers}/")
+    a.add_argument("--data", default=None, metavar="DIR",
+                   help="state folder: SQLite history, audit log (default ~/.local/state/perfmesh/aggregator)")
+    a.add_argument("--insecure", action=_Given, nargs=0, const=True, default=False,
+                   help="allow binding a non-loopback address without keys (anyone on the network may connect)")
+    a.add_argument("--port", type=_port, default=7700, metavar="BASE", action=_Given,
+                   help="base port; uses BASE..BASE+3 (default 7700)")
+    a.add_argument("--budget", type=parse_budget, action="append", default=[], metavar="NAME=LIMIT",
+                   help="override a budget limit (repeatable)")
+    a.add_argument("--auto-optimize", action=_Given, nargs=0, const=True, default=False,
+                   help="run recommended strategies automatically (rate-limited)")
+    a.add_argument("--heartbeat", type=_positive_float, default=1.0, metavar="SECONDS", action=_Given,
+                   help="heartbeat interval; a host is down after 3 missed (default 1)")
+    a.add_argument("--history", type=_positive_int, default=1000, metavar="ROWS", action=_Given,
+                   help="samples kept per series (default 1000)")
+    a.add_argument("--metrics-listen", default=None, metavar="ADDR:PORT", help="serve Prometheus /metrics here")
+    a.add_argument("--webhook", type=_http_url, action="append", default=None, metavar="URL",
+                   help="POST alerts as JSON here (repeatable; replaces the file's [[webhooks]])")
+    a.add_argument("--alertmanager", type=_http_url, action="append", default=None, metavar="URL",
+                   help="Alertmanager base URL, e.g. http://127.0.0.1:9093 (repeatable; replaces the file's)")
+
+    g = sub.add_parser("agent", help="run the host agent and its collectors")
+    connect(g)
+    g.add_argument("--config", default=None, metavar="FILE", help="perfmesh.toml; flags override it")
+    g.add_argument("--name", type=_host_name, default=None, help="host name to report (default: this machine's)")
+    g.add_argument("--interval", type=_positive_float, default=1.0, metavar="SECONDS", action=_Given,
+                   help="sampling interval (default 1)")
+    g.add_argument("--no-commands", action=_Given, nargs=0, const=True, default=False,
+                   help="refuse every remote command")
+    g.add_argument("--allow", action="append", default=None, metavar="STRATEGY",
+                   help="allow only these strategies (repeatable)")
+    g.add_argument("--spool-dir", default=None, metavar="DIR",
+                   help="keep the spool of recent batches on disk too (survives agent restarts)")
+    g.add_argument("--spool-seconds", type=_positive_float, default=None, metavar="SECONDS",
+                   help="how much recent sampling the spool holds for backfill (default 600)")
+    g.add_argument("--state-dir", default=None, metavar="DIR",
+                   help="audit log and command results (default ~/.local/state/perfmesh/agent-NAME)")
+
+    s = sub.add_parser("subscribe", help="print the live stream")
+    connect(s)
+    s.add_argument("--type", choices=EVENT_TYPES, action="append", default=None, help="event type (repeatable)")
+    s.add_argument("--host", type=_host_name, default=None)
+    s.add_argument("--category", choices=CATEGORY_CHOICES, default=None)
+    s.add_argument("--json", action="store_true", help="one JSON object per line")
+    s.add_argument("--count", type=_positive_int, default=None, metavar="N", help="exit after N events")
+    s.add_argument("--timeout", type=_positive_float, default=None, metavar="S", help="exit after S seconds")
+
+    st = sub.add_parser("status", help="show every host the aggregator knows")
+    connect(st)
+    st.add_argument("--json", action="store_true")
+    st.add_argument("--timeout", type=_positive_float, default=3.0, metavar="S")
+
+    c = sub.add_parser("command", help="run an optimization strategy on a host")
+    connect(c)
+    c.add_argument("host", type=_host_name)
+    c.add_argument("strategy")
+    c.add_argument("params", nargs="*", metavar="key=value")
+    c.add_argument("--json", action="store_true")
+    c.add_argument("--timeout", type=_positive_float, default=10.0, metavar="S")
+
+    h = sub.add_parser("history", help="stored samples of one series")
+    connect(h)
+    h.add_argument("--host", type=_host_name, required=True)
+    h.add_argument("--name", required=True, metavar="METRIC", help="metric name, optionally with {labels}")
+    h.add_argument("--since", type=_positive_float, default=3600.0, metavar="SECONDS_AGO")
+    h.add_argument("--json", action="store_true")
+
+    t = sub.add_parser("top", help="live full-screen view of the fleet")
+    connect(t)
+
+    w = sub.add_parser("web", help="serve the web dashboard")
+    connect(w)
+    w.add_argument("--listen", default="127.0.0.1:7780", metavar="ADDR:PORT", help="default 127.0.0.1:7780")
+    w.add_argument("--allow-commands", action="store_true",
+                   help="let the page send optimization commands (each asks for confirmation)")
+    w.add_argument("--operator-key", default=None, metavar="SECRET_FILE",
+                   help="an operator's secret key: the page sends commands with it (read-only without)")
+
+    r = sub.add_parser("report", help="write a self-contained HTML report of one host")
+    connect(r)
+    r.add_argument("--host", type=_host_name, required=True)
+    r.add_argument("--since", type=_positive_float, default=3600.0, metavar="SECONDS_AGO")
+    r.add_argument("--out", required=True, metavar="FILE")
+
+    u = sub.add_parser("up", help="aggregator + agent on this machine + a live view")
+    u.add_argument("--port", type=_port, default=7700, metavar="BASE")
+    u.add_argument("--interval", type=_positive_float, default=1.0, metavar="SECONDS")
+    u.add_argument("--duration", type=_positive_float, default=None, metavar="S", help="stop after S seconds")
+
+    k = sub.add_parser("keys", help="create CURVE key pairs")
+    ks = k.add_subparsers(dest="keys_cmd", metavar="ACTION", parser_class=_Parser)
+    ks.required = True
+    kn = ks.add_parser("new", help="write NAME.key (public) and NAME.key_secret (mode 0600)")
+    kn.add_argument("name", help="aggregator, or a host or person name")
+    kn.add_argument("--dir", required=True, metavar="DIR", help="folder to write the two files into")
+
+    cf = sub.add_parser("config", help="check a perfmesh.toml or print an example")
+    cfs = cf.add_subparsers(dest="config_cmd", metavar="ACTION", parser_class=_Parser)
+    cfs.required = True
+    cfs.add_parser("check", help="report every error in FILE").add_argument("file", metavar="FILE")
+    cfs.add_parser("example", help="print a commented example config")
+    return p
