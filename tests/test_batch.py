@@ -56,7 +56,8 @@ def test_index_of_finds_series_by_key_and_caches_the_index():
     assert schema.index_of("b{d=x}") == 1
     assert schema.index_of("a") == 0
     assert schema.index_of("b") is None
-    assert schema.extra["_index"] == {"a": 0, "b{d=x}": 1}
+    assert schema.columns == {"a": 0, "b{d=x}": 1}
+    assert schema.columns is schema.columns
 
 
 def test_empty_schema_is_valid_with_width_zero():

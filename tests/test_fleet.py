@@ -223,6 +223,19 @@ def test_configured_budgets_replace_the_defaults():
     assert list(ev) == []
 
 
+def test_budgeted_columns_are_kept_per_schema_by_the_fleet_and_bounded():
+    """The fleet keeps which columns of a schema are budgeted, keyed by the schema's bytes, and
+    clears that cache when it holds as many schemas as the schema cache may."""
+    fleet = Fleet()
+    fleet.schemas.max_entries = 2
+    fleet.ingest(metrics(0), now=1.0)
+    assert fleet.budgeted_columns == {CPU: [(0, "cpu_percent")]}
+    fleet.ingest(metrics(1, values=(50.0,), schema=MEM), now=1.0)
+    assert fleet.budgeted_columns == {CPU: [(0, "cpu_percent")], MEM: [(0, "memory_percent")]}
+    fleet.ingest(metrics(2, values=(1.0,), schema=IO_A), now=1.0)
+    assert fleet.budgeted_columns == {IO_A: []}
+
+
 # ------------------------------------------------------------------ control
 def test_register_records_info_collectors_and_route():
     """register() keeps the route, the known info keys only, and sanitised collector entries."""

@@ -245,6 +245,13 @@ def test_last_never_returns_a_backfilled_row_that_overwrote_the_live_one():
     assert ring.last() == (12.0, row(12.0))
 
 
+def test_ring_knows_the_columns_and_keys_of_its_unlabeled_series():
+    """A ring lists its series without labels once (what latest_unlabeled reads), in column order."""
+    ring = BlockRing(parse_schema(wire.pack(["cpu", [["a", "%", {}], ["b", "%", {"cpu": "0"}],
+                                                     ["c", "", {}]]])), 4)
+    assert (ring.unlabeled_columns, ring.unlabeled_keys) == ([0, 2], ["a", "c"])
+
+
 def test_latest_unlabeled_matches_latest_for_unlabeled_keys_across_schemas():
     """latest_unlabeled() gives latest()'s newest value of every label-free series, nothing else."""
     hist = SeriesHistory(capacity=4)

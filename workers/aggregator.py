@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import zmq
 
+from perfmesh.model.metric import CATEGORIES
 from perfmesh.protocol import wire
 from perfmesh.store.audit import AuditLog
 from perfmesh.errors import ConfigError, WireError
@@ -63,6 +64,7 @@ class Aggregator:
         self.config = config
         self.sinks: list[Sink] = list(sinks or [])
         self.fleet = Fleet(config.fleet)
+        self.metric_topics: dict[tuple[str, str], bytes] = {}   # (host, category) -> stream topic
         self.boot = uuid.uuid4().hex
         self.stream_seq = 0
         self.warn = RateLimitedLog()
@@ -252,10 +254,12 @@ class Aggregator:
         schema, events, backfilled = self.fleet.ingest(env, now)
         if schema is not None:
             if not backfilled:
-                host = env.host
-                topic = schema.extra.get(("topic", host))
+                key = (env.host, schema.category)
+                topic = self.metric_topics.get(key)
                 if topic is None:
-                    topic = schema.extra[("topic", host)] = wire.topic("metric", host, schema.category)
+                    if len(self.metric_topics) >= len(CATEGORIES) * self.fleet.config.max_hosts:
+                        self.metric_topics.clear()
+                    topic = self.metric_topics[key] = wire.topic("metric", *key)
                 self._send_stream(topic, frame)
             body = env.body
             self.persist.put((env.host, env.boot, env.seq, schema.raw, body["ts"], body["values"], backfilled))

@@ -137,6 +137,8 @@ class Fleet:
         self.config = config or FleetConfig()
         self.hosts: dict[str, HostState] = {}
         self.schemas = SchemaCache()
+        # schema raw -> (column, name) of its budgeted series; bounded like the schema cache
+        self.budgeted_columns: dict[bytes, list[tuple[int, str]]] = {}
         self.commands = CommandTracker()
         c = self.config
         self.host_limiter = RateLimiter(c.commands_per_host_per_min / 60.0, c.commands_per_host_per_min)
@@ -213,15 +215,11 @@ class Fleet:
             host.counters["gaps"] += 1
             host.gaps.append(GapInfo(gap[0], gap[1], host.last_ts, ts, now, now, now))
             self.backfill_requests.append((host.name, env.boot, gap[0], gap[1]))
-        ring = schema.extra.get("ring")  # cache hit only for the host that owns it
-        if (ring is None or not ring.live or ring.schema is not schema
-                or schema.extra.get("host") is not host):
-            ring = host.history.ring_for(schema)
-            if ring is None:
-                host.counters["series_refused"] += 1
-                self.count_bad("series_cap", host.name)
-                return None, events, False
-            schema.extra["ring"], schema.extra["host"] = ring, host
+        ring = host.history.ring_for(schema)
+        if ring is None:
+            host.counters["series_refused"] += 1
+            self.count_bad("series_cap", host.name)
+            return None, events, False
         ring.append(ts, values, backfilled)
         c = host.counters
         c["batches"] += 1
@@ -238,9 +236,11 @@ class Fleet:
             f["backfilled"] += 1
             return schema, events, True    # old samples: history only, no live budget checks
         host.last_ts = ts
-        budgeted = schema.extra.get("budgeted")
+        budgeted = self.budgeted_columns.get(schema.raw)
         if budgeted is None:
-            budgeted = schema.extra["budgeted"] = [
+            if len(self.budgeted_columns) >= self.schemas.max_entries:
+                self.budgeted_columns.clear()
+            budgeted = self.budgeted_columns[schema.raw] = [
                 (i, s.name) for i, s in enumerate(schema.series)
                 if not s.labels and s.name in self.config.budgets]
         for i, name in budgeted:

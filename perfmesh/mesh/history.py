@@ -17,12 +17,16 @@ DEFAULT_HISTORY_ROWS = 1000
 
 
 class BlockRing:
-    __slots__ = ("schema", "capacity", "width", "_ts", "_values", "_flags", "_next", "_latest", "count", "live")
+    __slots__ = ("schema", "capacity", "width", "_ts", "_values", "_flags", "_next", "_latest", "count", "live",
+                 "unlabeled_columns", "unlabeled_keys")
 
     def __init__(self, schema: BatchSchema, capacity: int = DEFAULT_HISTORY_ROWS) -> None:
         self.schema = schema
         self.capacity = capacity
         self.width = schema.width
+        # the series without labels (what analysis reads): their columns and their keys
+        self.unlabeled_columns = [i for i, s in enumerate(schema.series) if not s.labels]
+        self.unlabeled_keys = [s.key for s in schema.series if not s.labels]
         self._ts = array("d", bytes(8 * capacity))
         self._values = array("d", bytes(8 * capacity * self.width))
         self._flags = bytearray(capacity)      # 1: the row was backfilled
@@ -142,19 +146,13 @@ class SeriesHistory:
         the same values :meth:`latest` gives for those keys, without building the rest."""
         newest: dict[str, tuple[float, float]] = {}
         for ring in self._rings.values():
-            extra = ring.schema.extra
-            picked = extra.get("_unlabeled")
-            if picked is None:
-                picked = extra["_unlabeled"] = (
-                    [i for i, s in enumerate(ring.schema.series) if not s.labels],
-                    [s.key for s in ring.schema.series if not s.labels])
-            if not picked[0]:
+            if not ring.unlabeled_columns:
                 continue
-            last = ring.last_at(picked[0])
+            last = ring.last_at(ring.unlabeled_columns)
             if last is None:
                 continue
             ts, row = last
-            for key, v in zip(picked[1], row):
+            for key, v in zip(ring.unlabeled_keys, row):
                 prev = newest.get(key)
                 if prev is None or prev[0] <= ts:
                     newest[key] = (ts, v)

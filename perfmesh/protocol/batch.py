@@ -14,7 +14,8 @@ import math
 import re
 import sys
 from array import array
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import WireError
@@ -42,22 +43,24 @@ class SeriesSpec:
 
 @dataclass(eq=False)
 class BatchSchema:
-    """The parsed, validated form of a schema blob. ``extra`` is for receivers' caches."""
+    """The parsed, validated form of a schema blob. A receiver that caches something per schema
+    keeps that cache itself (keyed by ``raw``), typed."""
 
     raw: bytes
     category: str
     series: tuple[SeriesSpec, ...]
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def width(self) -> int:
         return len(self.series)
 
+    @cached_property
+    def columns(self) -> dict[str, int]:
+        """Series key -> column, built on first use."""
+        return {s.key: i for i, s in enumerate(self.series)}
+
     def index_of(self, key: str) -> int | None:
-        idx = self.extra.get("_index")
-        if idx is None:
-            idx = self.extra["_index"] = {s.key: i for i, s in enumerate(self.series)}
-        return idx.get(key)
+        return self.columns.get(key)
 
 
 def encode_schema(category: str, metrics: Iterable[PerformanceMetric]) -> bytes:
