@@ -1,5 +1,5 @@
-"""Keeping what was accepted: the aggregator's SQLite store (WAL) and its salvage, the agent's
-spool of recent batches, and the audit log.
+"""Keeping what was accepted: the aggregator's SQLite store (WAL; its layout, queries and
+writer) and its salvage, the agent's spool of recent batches, and the audit log.
 
 May import: ``perfmesh.errors``, ``model``, ``protocol``.
 """
