@@ -29,8 +29,9 @@ holds what the embedding program reports about itself: tracked functions
 (:meth:`~PerformanceManager.performance_context`) and request times
 (:meth:`~PerformanceManager.record_response_time`). With ``mesh="HOST[:BASE]"`` (and ``name``,
 ``mesh_keys=(SECRET_FILE, SERVER_PUBLIC_FILE)``, ``mesh_interval``) the manager joins the mesh as
-an application agent (``workers.app_agent``, imported only then: the library itself opens no
-socket), publishes those metrics every ``mesh_interval`` seconds as category ``application``
+an application agent (the ``perfmesh.mesh_agent`` entry point, or an injected
+``mesh_agent_factory``: the library itself opens no socket and never imports ``workers``),
+publishes those metrics every ``mesh_interval`` seconds as category ``application``
 and runs the aggregator's commands through ``manager.engine``. ``stop_monitoring()``,
 ``close()``, leaving a ``with`` block and interpreter exit all leave the mesh.
 
@@ -48,6 +49,7 @@ from collections import deque
 from typing import Any, Callable, Iterable, Mapping
 
 from .appmetrics import ApplicationMetrics, TrackedContext
+from .meshlink import MeshAgentFactory, installed_mesh_agent_factory
 from ..rules.analysis import Bottleneck, detect_bottlenecks, optimization_potential, overall_health, recommendations
 from ..rules.baseline import BaselineTracker
 from ..rules.budget import BudgetViolation, PerformanceBudget
@@ -118,6 +120,7 @@ class PerformanceManager:
         mesh_insecure: bool = False,
         mesh_state_dir: str | None = None,
         mesh_config: str | None = None,
+        mesh_agent_factory: MeshAgentFactory | None = None,
     ) -> None:
         self.monitoring_interval = _positive_seconds("monitoring_interval", monitoring_interval)
         self.collection_interval = _positive_seconds("collection_interval", collection_interval)
@@ -143,7 +146,8 @@ class PerformanceManager:
         self.last_monitoring_error: str | None = None
         self._last_read_at = self._prime()  # time.monotonic() of the last counter reading
         self.app = ApplicationMetrics()
-        self.mesh_agent: Any = None         # a workers.app_agent.AppAgent while in the mesh
+        self.mesh_agent: Any = None         # what the mesh agent factory made, while in the mesh
+        self._mesh_agent_factory = mesh_agent_factory
         if mesh_config is not None:   # the [agent] table of a perfmesh.toml; arguments win
             settings = _agent_settings(mesh_config)
             mesh = mesh or settings["connect"]
@@ -365,9 +369,8 @@ class PerformanceManager:
         if self.mesh_agent is not None:
             raise ConfigError(f"already in the mesh as {self.mesh_agent.name!r}; leave_mesh() first")
         interval_s = _positive_seconds("mesh_interval", interval_s)
-        from workers.app_agent import AppAgent   # zmq only when joining (perfmesh stays socket-free)
-
-        agent = AppAgent(address, name if name is not None else f"{socket.gethostname()}-app",
+        factory = self._mesh_agent_factory or installed_mesh_agent_factory()
+        agent = factory(address, name if name is not None else f"{socket.gethostname()}-app",
                          self.engine, lambda now: self.application_metrics(now), keys=keys,
                          insecure=insecure, interval_s=interval_s, state_dir=state_dir)
         self.mesh_agent = agent.start()
