@@ -10,6 +10,7 @@ entry point, which the perfmesh distribution declares for its ZeroMQ application
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Callable
 
@@ -31,3 +32,29 @@ def installed_mesh_agent_factory(group: str = ENTRY_POINT_GROUP) -> MeshAgentFac
         raise ConfigError(f"no mesh agent is installed (entry point group {group!r} is empty); "
                           "install perfmesh with `pip install perfmesh`, or pass mesh_agent_factory=")
     return found[0].load()
+
+
+@dataclass(frozen=True)
+class MeshSettings:
+    """Where and as whom to join the mesh (``address`` None: stay out of it)."""
+
+    address: str | None
+    name: str | None
+    keys: tuple[str, str] | None
+    interval_s: float
+
+
+def mesh_settings(address: str | None, name: str | None, keys: tuple[str, str] | None,
+                  interval_s: float | None, config_path: str | None) -> MeshSettings:
+    """The manager's mesh arguments, filled from the ``[agent]`` table of ``config_path``
+    (a perfmesh.toml) where given; the arguments win over the file."""
+    if config_path is not None:
+        from ..config.schema import agent_settings, load   # only when a file is named
+
+        settings = agent_settings(load(config_path), {})
+        address = address or settings["connect"]
+        name = name or settings["name"]
+        if keys is None and settings.get("key"):
+            keys = (settings["key"], settings.get("server_key") or "")
+        interval_s = settings["interval_s"] if interval_s is None else interval_s
+    return MeshSettings(address, name, keys, 1.0 if interval_s is None else interval_s)
