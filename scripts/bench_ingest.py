@@ -102,8 +102,8 @@ def run_senders(url: str, args, ctx) -> None:
 
 def measure_ingest(args, ctx) -> dict:
     base = free_base()
-    agg = subprocess.Popen([sys.executable, "-m", "workers", "aggregator", "--port", str(base)],
-                           cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    agg = subprocess.Popen([sys.executable, "-m", "workers", "aggregator", "--port", str(base),
+                            "--data", str(benchlib.SCRATCH / "aggregator")], cwd=ROOT, env=benchlib.ENV,
                            stderr=subprocess.DEVNULL)
     from workers.client import ApiClient
     from workers.transport import Endpoint

@@ -15,10 +15,12 @@ aggregator with ``commands_per_host_per_min`` and ``commands_per_operator_per_mi
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -35,7 +37,11 @@ from perfmesh.model.metric import PerformanceMetric  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+# Every process a benchmark starts keeps its state in a scratch folder removed at exit: a
+# benchmark never reads or writes the user's real perfmesh state (XDG_STATE_HOME).
+SCRATCH = Path(tempfile.mkdtemp(prefix="perfmesh-bench-"))
+atexit.register(shutil.rmtree, SCRATCH, ignore_errors=True)
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_STATE_HOME": str(SCRATCH / "state")}
 
 
 def realistic_metrics(n: int = 100) -> list[PerformanceMetric]:

@@ -26,7 +26,9 @@ Exit status 0 on PASS, 1 on FAIL.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -45,7 +47,10 @@ from tests.conftest import free_base_port  # noqa: E402
 from workers.client import ApiClient  # noqa: E402
 from workers.transport import Endpoint  # noqa: E402
 
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+# the soak's processes keep their state in a scratch folder, never the user's real one
+SCRATCH = Path(tempfile.mkdtemp(prefix="perfmesh-soak-"))
+atexit.register(shutil.rmtree, SCRATCH, ignore_errors=True)
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_STATE_HOME": str(SCRATCH / "state")}
 HOST_COUNTERS = ("batches", "gaps", "backfilled", "lost_batches", "duplicates", "missing_batches")
 
 

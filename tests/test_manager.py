@@ -412,9 +412,10 @@ def test_context_manager_stops_monitoring_on_exit():
     """`with PerformanceManager(...) as m:` stops the monitoring thread on exit."""
     with make_manager(enable_continuous_monitoring=True, monitoring_interval=30.0) as manager:
         assert manager.is_monitoring
-        thread = manager._thread
+        threads = [t for t in threading.enumerate() if t.name == "perfmesh-monitor"]
+        assert len(threads) == 1
     assert not manager.is_monitoring
-    assert not thread.is_alive()
+    assert not threads[0].is_alive()
 
 
 # -- configuration --------------------------------------------------------------------------

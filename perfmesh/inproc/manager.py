@@ -29,8 +29,9 @@ holds what the embedding program reports about itself: tracked functions
 (:meth:`~PerformanceManager.performance_context`) and request times
 (:meth:`~PerformanceManager.record_response_time`). With ``mesh="HOST[:BASE]"`` (and ``name``,
 ``mesh_keys=(SECRET_FILE, SERVER_PUBLIC_FILE)``, ``mesh_interval``) the manager joins the mesh as
-an application agent (``workers.app_agent``, imported only then: the library itself opens no
-socket), publishes those metrics every ``mesh_interval`` seconds as category ``application``
+an application agent (the ``perfmesh.mesh_agent`` entry point, or an injected
+``mesh_agent_factory``: the library itself opens no socket and never imports ``workers``),
+publishes those metrics every ``mesh_interval`` seconds as category ``application``
 and runs the aggregator's commands through ``manager.engine``. ``stop_monitoring()``,
 ``close()``, leaving a ``with`` block and interpreter exit all leave the mesh.
 
@@ -48,13 +49,16 @@ from collections import deque
 from typing import Any, Callable, Iterable, Mapping
 
 from .appmetrics import ApplicationMetrics, TrackedContext
+from .meshlink import MeshAgentFactory, installed_mesh_agent_factory, mesh_settings
+from .ticker import Ticker
+from .optimizing import recommended_strategies, run_strategies, validation_report
 from ..rules.analysis import Bottleneck, detect_bottlenecks, optimization_potential, overall_health, recommendations
 from ..rules.baseline import BaselineTracker
 from ..rules.budget import BudgetViolation, PerformanceBudget
 from ..collect.collection import MetricsCollector
-from ..errors import ConfigError, InvalidParameterError
+from ..errors import ConfigError
 from ..model.metric import PerformanceMetric, PerformanceProfile, is_finite_number
-from ..optimize.engine import OptimizationEngine, OptimizationResult
+from ..optimize.engine import OptimizationEngine
 from ..optimize.strategies import measure_rss
 
 COMPONENT = "system"
@@ -78,12 +82,6 @@ class _Sample:
         self.latest = latest
         self.violations = violations
         self.bottlenecks = bottlenecks
-
-
-def _agent_settings(path: str) -> dict[str, Any]:
-    from ..config.schema import load
-    from ..config.settings import agent_settings
-    return agent_settings(load(path), {})
 
 
 class PerformanceManager:
@@ -119,6 +117,7 @@ class PerformanceManager:
         mesh_insecure: bool = False,
         mesh_state_dir: str | None = None,
         mesh_config: str | None = None,
+        mesh_agent_factory: MeshAgentFactory | None = None,
     ) -> None:
         self.monitoring_interval = _positive_seconds("monitoring_interval", monitoring_interval)
         self.collection_interval = _positive_seconds("collection_interval", collection_interval)
@@ -138,23 +137,16 @@ class PerformanceManager:
         self._lock = threading.RLock()
         self._history: deque[PerformanceProfile] = deque(maxlen=history_size)
         self._last: _Sample | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.monitoring_errors = 0
-        self.last_monitoring_error: str | None = None
+        self._ticker = Ticker(self.collect_system_metrics, lambda: self.monitoring_interval,
+                              "perfmesh-monitor")
         self._last_read_at = self._prime()  # time.monotonic() of the last counter reading
         self.app = ApplicationMetrics()
-        self.mesh_agent: Any = None         # a workers.app_agent.AppAgent while in the mesh
-        if mesh_config is not None:   # the [agent] table of a perfmesh.toml; arguments win
-            settings = _agent_settings(mesh_config)
-            mesh = mesh or settings["connect"]
-            name = name or settings["name"]
-            if mesh_keys is None and settings.get("key"):
-                mesh_keys = (settings["key"], settings.get("server_key") or "")
-            mesh_interval = settings["interval_s"] if mesh_interval is None else mesh_interval
-        if mesh is not None:
-            self.join_mesh(mesh, name=name, keys=mesh_keys, interval_s=1.0 if mesh_interval is None else mesh_interval,
-                           insecure=mesh_insecure, state_dir=mesh_state_dir)
+        self.mesh_agent: Any = None         # what the mesh agent factory made, while in the mesh
+        self._mesh_agent_factory = mesh_agent_factory
+        settings = mesh_settings(mesh, name, mesh_keys, mesh_interval, mesh_config)
+        if settings.address is not None:
+            self.join_mesh(settings.address, name=settings.name, keys=settings.keys,
+                           interval_s=settings.interval_s, insecure=mesh_insecure, state_dir=mesh_state_dir)
         if enable_continuous_monitoring:
             self.start_monitoring()
 
@@ -277,44 +269,21 @@ class PerformanceManager:
         improvement and rollback, plus the health and optimization potential before and
         after (after from a fresh analysis, taken only when something was applied).
         """
-        configs = dict(configs or {})
         before = self.analyze_performance()
-        skipped: list[dict[str, str]] = []
         if strategies is None:
-            names = _recommended(before["bottlenecks"])
+            names = recommended_strategies(before["bottlenecks"])
         else:
             names = list(dict.fromkeys(strategies))
             for name in names:
                 self.engine.strategy(name)  # raises UnknownStrategyError naming it
-        applied: list[OptimizationResult] = []
-        failures: list[OptimizationResult] = []
-        for name in names:
-            if not self.engine.has_strategy(name):
-                skipped.append({"strategy": name, "reason": "not registered in the engine"})
-                continue
-            config = configs.get(name, {})
-            try:
-                self.engine.validate(name, config)
-            except InvalidParameterError as exc:
-                skipped.append({"strategy": name, "reason": str(exc)})
-                continue
-            result = self.engine.apply_optimization(name, config)
-            (applied if result.success else failures).append(result)
+        applied, failures, skipped = run_strategies(self.engine, names, configs or {})
         after = self.analyze_performance() if applied else before
         return {
             "timestamp": self._clock(),
             "optimizations_applied": [r.to_dict() for r in applied],
             "failures": [r.to_dict() for r in failures],
             "skipped": skipped,
-            "validation": {
-                "results": {r.strategy: {"verdict": r.verdict, "improvement": dict(r.improvement),
-                                         "rolled_back": r.rolled_back}
-                            for r in applied},
-                "health_before": before["overall_health"],
-                "health_after": after["overall_health"],
-                "optimization_potential_before": before["optimization_potential"],
-                "optimization_potential_after": after["optimization_potential"],
-            },
+            "validation": validation_report(before, after, applied),
         }
 
     # -- the application's own metrics, and the mesh ---------------------------------------
@@ -366,9 +335,8 @@ class PerformanceManager:
         if self.mesh_agent is not None:
             raise ConfigError(f"already in the mesh as {self.mesh_agent.name!r}; leave_mesh() first")
         interval_s = _positive_seconds("mesh_interval", interval_s)
-        from workers.app_agent import AppAgent   # zmq only when joining (perfmesh stays socket-free)
-
-        agent = AppAgent(address, name if name is not None else f"{socket.gethostname()}-app",
+        factory = self._mesh_agent_factory or installed_mesh_agent_factory()
+        agent = factory(address, name if name is not None else f"{socket.gethostname()}-app",
                          self.engine, lambda now: self.application_metrics(now), keys=keys,
                          insecure=insecure, interval_s=interval_s, state_dir=state_dir)
         self.mesh_agent = agent.start()
@@ -387,38 +355,27 @@ class PerformanceManager:
 
     @property
     def is_monitoring(self) -> bool:
-        thread = self._thread
-        return thread is not None and thread.is_alive()
+        return self._ticker.running
+
+    @property
+    def monitoring_errors(self) -> int:
+        return self._ticker.errors
+
+    @property
+    def last_monitoring_error(self) -> str | None:
+        return self._ticker.last_error
 
     def start_monitoring(self) -> None:
         """Build a profile now and every ``monitoring_interval`` s in a daemon thread
         (no-op when already running). A failing profile is counted (``monitoring_errors``,
         ``last_monitoring_error``) and the loop goes on."""
-        if self.is_monitoring:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._monitor, name="perfmesh-monitor",
-                                        daemon=True)
-        self._thread.start()
+        self._ticker.start()
 
     def stop_monitoring(self, timeout: float | None = 5.0) -> None:
         """Stop the monitoring thread and join it; it wakes at once, not at its next tick.
         Also leaves the mesh (the manager's background work all ends here)."""
         self.leave_mesh()
-        self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-
-    def _monitor(self) -> None:
-        while True:
-            try:
-                self.collect_system_metrics()
-            except Exception as exc:  # a monitoring loop never dies on one bad profile
-                self.monitoring_errors += 1
-                self.last_monitoring_error = f"{type(exc).__name__}: {exc}"
-            if self._stop.wait(self.monitoring_interval):
-                return
+        self._ticker.stop(timeout)
 
     def __enter__(self) -> "PerformanceManager":
         return self
@@ -437,8 +394,3 @@ def _mark_violations(metrics: list[PerformanceMetric],
     return [dataclasses.replace(m, severity=severity[m.name])
             if not m.context and m.name in severity else m for m in metrics]
 
-
-def _recommended(bottlenecks: list[dict[str, Any]]) -> list[str]:
-    """The strategies the bottlenecks recommend, each once, in bottleneck order."""
-    return list(dict.fromkeys(b["recommended_strategy"] for b in bottlenecks
-                              if b["recommended_strategy"]))

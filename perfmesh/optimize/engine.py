@@ -32,6 +32,7 @@ from typing import Any, Callable, Mapping
 
 from ..errors import ConfigError, UnknownStrategyError
 from ..model.params import Param, validate_free_params, validate_params
+from .strategies import register_builtin_strategies
 
 NAME_RE = re.compile(r"[a-z0-9_.-]{1,64}")
 VERDICTS = ("improved", "neutral", "worse")
@@ -182,8 +183,6 @@ class OptimizationEngine:
         self._lock = threading.Lock()
         self._run_lock = threading.Lock()
         if register_builtins:
-            from .strategies import register_builtin_strategies
-
             register_builtin_strategies(self)
 
     # -- registry -------------------------------------------------------------------------

@@ -28,13 +28,18 @@ import ctypes.util
 import gc
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol
 
 from ..errors import ConfigError, InvalidParameterError
 from ..model.params import Param
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .engine import OptimizationEngine
+
+class StrategyRegistry(Protocol):
+    """What the built-ins need of an engine: its registry (the engine imports this module,
+    never the other way round)."""
+
+    def register_optimization_strategy(self, name: str, fn: Callable[..., Any], **options: Any) -> None:
+        ...
 
 PID_MAX = 4_194_304
 CPU_MAX = 4095
@@ -236,7 +241,7 @@ class _ProcessStrategies:
 
 
 def register_builtin_strategies(
-    engine: "OptimizationEngine",
+    engine: StrategyRegistry,
     *,
     nice_range: tuple[int, int] = (0, 19),
     allow_other_users: bool = False,
