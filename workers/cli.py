@@ -213,6 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="let the page send optimization commands (each asks for confirmation)")
     w.add_argument("--operator-key", default=None, metavar="SECRET_FILE",
                    help="an operator's secret key: the page sends commands with it (read-only without)")
+    w.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests whose Host header is NAME, e.g. behind a proxy (repeatable)")
+    w.add_argument("--auth-token", default=None, metavar="FILE",
+                   help="a file (mode 600) holding a secret every request must carry; needed off loopback")
+    w.add_argument("--max-connections", type=_positive_int, default=32, metavar="N",
+                   help="connections served at once; more get 503 (default 32)")
 
     r = sub.add_parser("report", help="write a self-contained HTML report of one host")
     connect(r)
@@ -482,7 +488,12 @@ def cmd_top(args: argparse.Namespace) -> int:
 
 
 def cmd_web(args: argparse.Namespace) -> int:
-    from workers.web import run_web
+    from workers.web import parse_listen, run_web
+    from workers.web_access import web_access
+    try:   # before anything else: off loopback without --auth-token fails closed here
+        access = web_access(parse_listen(args.listen)[0], args.allow_host, args.auth_token)
+    except ConfigError as exc:
+        raise CliError(f"perfmesh web: {exc}") from None
     endpoint = _endpoint(args.connect, args)
     command_endpoint = None
     if args.operator_key:
@@ -492,7 +503,8 @@ def cmd_web(args: argparse.Namespace) -> int:
         command_endpoint = type(endpoint)(endpoint.host, endpoint.base_port,
                                           ClientKeys(load_secret(args.operator_key), endpoint.keys.server_public),
                                           endpoint.insecure)
-    return run_web(endpoint, args.listen, allow_commands=args.allow_commands, command_endpoint=command_endpoint)
+    return run_web(endpoint, args.listen, allow_commands=args.allow_commands, command_endpoint=command_endpoint,
+                   access=access, max_connections=args.max_connections)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
