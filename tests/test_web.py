@@ -190,6 +190,10 @@ def test_commands_are_refused_unless_allowed(server):
     assert fetch(base + "/api/command", b"{", same_origin(app, base))[0] == 400
     assert fetch(base + "/api/command", b'{"host": "<x>"}', same_origin(app, base))[0] == 400
     assert fetch(base + "/api/nope", body, same_origin(app, base))[0] == 404
+    port = int(base.rsplit(":", 1)[1])
+    assert raw_request(port, f"POST /api/command HTTP/1.1\nHost: 127.0.0.1:{port}\nOrigin: {base}\n"
+                             f"X-Perfmesh-Token: {app.access.page_token}\nContent-Type: application/json\n"
+                             "Content-Length: lots\n")[0] == 413
 
 
 # ------------------------------------------------------------------ who may use the page (issue 13)

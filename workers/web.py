@@ -157,6 +157,11 @@ class Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, message: str) -> None:
         self._json({"error": message}, status)
 
+    def _length(self) -> int:
+        """The body's Content-Length, or -1 when it is missing or not a number."""
+        text = self.headers.get("Content-Length") or ""
+        return int(text) if text.isdigit() and len(text) < 10 else -1
+
     def _admit(self, path: str) -> bool:
         """Host, secret, and for a write the Origin: answers and returns False when refused."""
         access = self.app.access
@@ -191,7 +196,7 @@ class Handler(BaseHTTPRequestHandler):
         access = self.app.access
         if access.secret is None:
             return self._error(404, "not found: this dashboard has no --auth-token")
-        length = int(self.headers.get("Content-Length") or 0)
+        length = self._length()
         if not 0 < length <= MAX_BODY_BYTES:
             return self._error(413, f"login body must be 1..{MAX_BODY_BYTES} bytes")
         form = parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
@@ -309,7 +314,7 @@ class Handler(BaseHTTPRequestHandler):
                                     "(secured aggregator) or --allow-commands to send them")
         if not (self.headers.get("Content-Type") or "").startswith("application/json"):
             return self._error(415, "send the command as application/json")
-        length = int(self.headers.get("Content-Length") or 0)
+        length = self._length()
         if not 0 < length <= MAX_BODY_BYTES:
             return self._error(413, f"command body must be 1..{MAX_BODY_BYTES} bytes")
         try:
