@@ -140,3 +140,40 @@ def test_command_result_line_with_error_and_odd_result():
               "result": [1, 2]}
     assert format_command_result(result) == "h: s -> refused: unknown host 'x'"
     assert format_command_result({}) == "?: ? -> ?"
+
+
+# ------------------------------------------------------------------ peer strings are data
+CLEAR = "\x1b[2J"
+
+
+def test_subscribe_line_shows_an_escape_sequence_in_a_label_value_escaped():
+    """A label value (or name, unit, error) holding ESC [2J prints as the visible text \\x1b[2J."""
+    ev = {"type": "metric", "host": "h", "category": "io", "name": "disk_busy_percent",
+          "labels": {"dev": f"sda{CLEAR}"}, "value": 1, "unit": "%", "timestamp": TS}
+    line = format_event(ev)
+    assert "\x1b" not in line and line.endswith("disk_busy_percent{dev=sda\\x1b[2J} = 1%")
+    err = format_event({"type": "command", "host": "h", "strategy": "s", "status": "failed",
+                        "error": f"boom{CLEAR}\u202eexe.txt", "timestamp": TS})
+    assert err.endswith("command s failed: boom\\x1b[2J\\u202eexe.txt")
+    odd = format_event({"type": "weird", "host": "h", "note": "\x9b2J"})
+    assert "\x9b" not in odd
+
+
+def test_status_shows_escape_sequences_in_host_info_and_violations_escaped():
+    """Collector kinds, health and violation metrics from peers print escaped, one line each."""
+    status = {"hosts": [{"name": "web01", "alive": True, "health": f"ok{CLEAR}", "last_seen": 100.0,
+                         "collectors": [{"kind": f"cpu\n{CLEAR}", "pid": 1}],
+                         "budget_violations": [{"severity": "warning", "metric": f"m{CLEAR}", "value": 1,
+                                                "limit": 2}]}]}
+    out = format_status(status, now=100.0)
+    lines = out.split("\n")
+    assert "\x1b" not in out and len(lines) == 3
+    assert "ok\\x1b[2J" in lines[1] and "cpu\\n\\x1b[2J:1/r0" in lines[1]
+    assert lines[2] == "  ! warning m\\x1b[2J = 1 (limit 2)"
+
+
+def test_command_result_shows_an_escape_sequence_in_the_error_escaped():
+    """The error text of a command result (from the agent) prints escaped."""
+    result = {"host": "h", "strategy": "s", "status": "failed", "error": f"no{CLEAR}\x07",
+              "result": {"verdict": f"v{CLEAR}"}}
+    assert format_command_result(result) == "h: s -> failed: no\\x1b[2J\\x07 (verdict v\\x1b[2J)"

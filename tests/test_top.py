@@ -151,3 +151,42 @@ def test_top_prints_one_view_when_piped(mesh):
                           env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "100", "LINES": "30"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "perfmesh top" in proc.stdout and "delta" in proc.stdout
+
+
+PEER_STRINGS_SCRIPT = '''
+from rich.console import Console
+from perfmesh.views.dashboard import FleetModel, TopState
+from workers.transport import Endpoint
+from workers.view import render
+BAD = "\\x1b[2J"
+m = FleetModel()
+m.apply_event({"type": "metric", "host": "h1", "name": "cpu_percent", "value": 5.0, "unit": "%",
+               "timestamp": 1.0, "labels": {}})
+m.apply_event({"type": "metric", "host": "h1", "name": "disk_read_bytes_per_s", "value": 5.0, "unit": "B/s",
+               "timestamp": 1.0, "labels": {"device": "sd" + BAD + "[red]x[/red]"}})
+m.apply_event({"type": "host", "host": "h1", "state": "up", "info": {"cpu_count": "4" + BAD}})
+m.apply_event({"type": "command", "host": "h1", "strategy": "gc", "status": "failed", "error": "e" + BAD,
+               "timestamp": 2.0})
+m.apply_event({"type": "bottleneck", "host": "h1", "kind": "cpu", "description": "d" + BAD + "[bold]b[/bold]"})
+state = TopState()
+state.detail_host = "h1"
+print("BEFORE-MARK")
+Console(width=100, height=40).print(render(m, state, Endpoint("127.0.0.1", 1), 100, 40))
+print("AFTER-MARK")
+'''
+
+
+def test_top_shows_escape_sequences_and_markup_from_peers_as_text(tmux, tmp_path):
+    """Host info, a disk label, a command error and a bottleneck holding ESC [2J and rich markup
+    print as visible text on a real terminal: the screen is not cleared, no markup is applied."""
+    script = tmp_path / "peer_strings.py"
+    script.write_text(PEER_STRINGS_SCRIPT)
+    tmux.run("resize-window", "-t", tmux.name, "-x", "100", "-y", "40")
+    tmux.type(f"cd {ROOT} && PYTHONPATH={ROOT} {sys.executable} {script}")
+    screen = tmux.wait_for(lambda s: "AFTER-MARK" in s or "Traceback" in s, what="the rendered view")
+    assert "Traceback" not in screen
+    assert "BEFORE-MARK" in screen                     # ESC [2J would have cleared it
+    assert "4\\x1b[2J CPUs" in screen
+    assert "sd\\x1b[2J[red]x[/red]" in screen
+    assert "failed: e\\x1b[2J" in screen
+    assert "bottleneck: d\\x1b[2J[bold]b[/bold]" in screen

@@ -174,15 +174,209 @@ def test_host_names_are_checked_and_escaped(server):
     assert fetch(base + "/nope")[0] == 404
 
 
+def same_origin(app, base: str, ctype: str = "application/json") -> dict:
+    """The headers the served page sends with a command: its Origin, its token, JSON."""
+    return {"Content-Type": ctype, "Origin": base, "X-Perfmesh-Token": app.access.page_token}
+
+
 def test_commands_are_refused_unless_allowed(server):
+    """With Origin and page token, a command still needs --allow-commands, JSON, and a valid body."""
     app, base = server
     body = json.dumps({"host": "h1", "strategy": "gc_collect", "params": {}}).encode()
-    status, _, out = fetch(base + "/api/command", body, {"Content-Type": "application/json"})
+    status, _, out = fetch(base + "/api/command", body, same_origin(app, base))
     assert status == 403 and b"--allow-commands" in out
     app.allow_commands = True
-    assert fetch(base + "/api/command", body, {"Content-Type": "text/plain"})[0] == 415
-    assert fetch(base + "/api/command", body, {"Content-Type": "application/json",
-                                               "Origin": "http://evil.example"})[0] == 403
-    assert fetch(base + "/api/command", b"{", {"Content-Type": "application/json"})[0] == 400
-    assert fetch(base + "/api/command", b'{"host": "<x>"}', {"Content-Type": "application/json"})[0] == 400
-    assert fetch(base + "/api/nope", body, {"Content-Type": "application/json"})[0] == 404
+    assert fetch(base + "/api/command", body, same_origin(app, base, "text/plain"))[0] == 415
+    assert fetch(base + "/api/command", b"{", same_origin(app, base))[0] == 400
+    assert fetch(base + "/api/command", b'{"host": "<x>"}', same_origin(app, base))[0] == 400
+    assert fetch(base + "/api/nope", body, same_origin(app, base))[0] == 404
+    port = int(base.rsplit(":", 1)[1])
+    assert raw_request(port, f"POST /api/command HTTP/1.1\nHost: 127.0.0.1:{port}\nOrigin: {base}\n"
+                             f"X-Perfmesh-Token: {app.access.page_token}\nContent-Type: application/json\n"
+                             "Content-Length: lots\n")[0] == 413
+
+
+# ------------------------------------------------------------------ who may use the page (issue 13)
+def raw_request(port: int, head: str, body: bytes = b"") -> tuple[int, bytes]:
+    """One request with exactly these headers (urllib would set its own Host)."""
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return int(data.split(b" ", 2)[1]), data.partition(b"\r\n\r\n")[2]
+
+
+def test_a_foreign_host_header_is_refused_so_dns_rebinding_cannot_read_the_fleet(server):
+    """Host: evil.example (a rebinding page) gets 421 on every path; loopback names are served."""
+    app, base = server
+    port = int(base.rsplit(":", 1)[1])
+    for path in ("/api/fleet", "/", "/events", "/static/app.js"):
+        status, body = raw_request(port, f"GET {path} HTTP/1.1\nHost: evil.example:{port}\nConnection: close\n")
+        assert status == 421 and b"--allow-host" in body and b"hosts" not in body
+    assert raw_request(port, "GET /api/fleet HTTP/1.1\nConnection: close\n")[0] == 421       # no Host at all
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", "LOCALHOST", f"[::1]:{port}"):
+        assert raw_request(port, f"GET /api/fleet HTTP/1.1\nHost: {host}\nConnection: close\n")[0] == 200
+
+
+def test_allow_host_adds_names_and_a_wildcard_listen_accepts_ip_literals():
+    """--allow-host NAME is served; a wildcard listen answers its IP literals, never other names."""
+    from workers.web_access import web_access
+    access = web_access("127.0.0.1", ["Dash.Example."])
+    assert access.host_allowed("dash.example:7780") and access.host_allowed("localhost")
+    assert not access.host_allowed("evil.example") and not access.host_allowed("10.0.0.5")
+    assert not access.host_allowed("dash.example:x") and not access.host_allowed("a" * 400)
+
+
+def test_a_post_without_origin_or_page_token_is_refused(server):
+    """Every POST needs Origin equal to its Host; a command also needs the page's token."""
+    app, base = server
+    app.allow_commands = True
+    body = json.dumps({"host": "h1", "strategy": "gc_collect", "params": {}}).encode()
+    good = same_origin(app, base)
+    for drop in ("Origin", "X-Perfmesh-Token"):
+        status, _, out = fetch(base + "/api/command", body, {k: v for k, v in good.items() if k != drop})
+        assert status == 403 and drop.encode() in out
+    for origin in ("http://evil.example", "null", base.replace("127.0.0.1", "localhost")):
+        assert fetch(base + "/api/command", body, {**good, "Origin": origin})[0] == 403
+    assert fetch(base + "/api/command", body, {**good, "X-Perfmesh-Token": "guess"})[0] == 403
+    status, _, page = fetch(base + "/")
+    assert app.access.page_token.encode() in page      # the served page carries its token
+    req = urllib.request.Request(base + "/api/fleet", method="DELETE", headers={"Origin": base})
+    assert fetch_request(req) == 405
+    assert fetch_request(urllib.request.Request(base + "/api/fleet", method="DELETE")) == 403
+
+
+def fetch_request(req: urllib.request.Request) -> int:
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_listen_off_loopback_without_a_token_fails_closed_with_one_line(tmp_path):
+    """`perfmesh web --listen 0.0.0.0:PORT` without --auth-token: one line naming the flag, exit 2."""
+    from tests.conftest import run_cli
+    res = run_cli("web", "--listen", f"0.0.0.0:{free_port()}", "--connect", "127.0.0.1:1")
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.count("\n") == 1 and "--auth-token FILE" in res.stderr and "Traceback" not in res.stderr
+    loose = tmp_path / "token"
+    loose.write_text("s3cret-s3cret-s3cret\n")
+    loose.chmod(0o644)
+    res = run_cli("web", "--listen", f"0.0.0.0:{free_port()}", "--auth-token", str(loose))
+    assert res.returncode == 2 and "chmod 600" in res.stderr
+    loose.chmod(0o600)
+    loose.write_text("short\n")
+    res = run_cli("web", "--listen", f"0.0.0.0:{free_port()}", "--auth-token", str(loose))
+    assert res.returncode == 2 and "at least 16" in res.stderr
+
+
+@pytest.mark.multiprocess
+def test_with_a_token_requests_need_it_as_bearer_or_login_cookie(mesh, tmp_path):
+    """Listening on 0.0.0.0 with --auth-token: 401 without the secret, 200 with it (header or login)."""
+    secret = "correct-horse-battery-staple"
+    token = tmp_path / "web.token"
+    token.write_text(secret + "\n")
+    token.chmod(0o600)
+    port = free_port()
+    mesh.spawn("web", "--connect", mesh.connect, "--listen", f"0.0.0.0:{port}", "--auth-token", str(token), log="web")
+    base = f"http://127.0.0.1:{port}"
+    wait_http(base + "/static/style.css")              # shipped files are public; data is not
+    status, headers, body = fetch(base + "/api/fleet")
+    assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
+    status, _, body = fetch(base + "/")
+    assert status == 401 and b'action="/login"' in body and b"data-page" not in body
+    assert fetch(base + "/api/fleet", headers={"Authorization": "Bearer wrong-wrong-wrong-wrong"})[0] == 401
+    status, _, body = fetch(base + "/api/fleet", headers={"Authorization": f"Bearer {secret}"})
+    assert status == 200 and "hosts" in json.loads(body)
+    assert raw_request(port, f"GET /api/fleet HTTP/1.1\nHost: evil.example\nAuthorization: Bearer {secret}\n"
+                             "Connection: close\n")[0] == 421
+    # the browser's way: log in once, then the cookie carries it
+    form = f"token={secret}".encode()
+    login = {"Content-Type": "application/x-www-form-urlencoded", "Origin": base}
+    assert fetch(base + "/login", b"token=nope-nope-nope-nope", login)[0] == 401
+    assert fetch(base + "/login", form, {"Content-Type": "application/x-www-form-urlencoded"})[0] == 403  # no Origin
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    opener.open(urllib.request.Request(base + "/login", data=form, headers=login), timeout=5).read()
+    with opener.open(base + "/api/fleet", timeout=5) as r:
+        assert r.status == 200 and "hosts" in json.loads(r.read())
+    with opener.open(base + "/", timeout=5) as r:
+        assert b'data-page="fleet"' in r.read()
+
+
+def thread_count(pid: int) -> int:
+    import os
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+@pytest.mark.multiprocess
+def test_connections_are_capped_and_the_server_stays_responsive(mesh):
+    """With --max-connections 4, slow clients hold at most 4 threads; more get 503 at once, never a
+    thread each; once they leave, requests are served again."""
+    import socket
+    port = free_port()
+    proc = mesh.spawn("web", "--connect", mesh.connect, "--listen", f"127.0.0.1:{port}", "--max-connections", "4",
+                      log="web")
+    base = f"http://127.0.0.1:{port}"
+    wait_http(base + "/api/fleet")
+    idle = thread_count(proc.pid)
+    slow = []
+    try:
+        for _ in range(4):                        # slowloris: a request head that never ends
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(b"GET /api/fleet HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            slow.append(s)
+        deadline = time.monotonic() + 10
+        while (status := fetch(base + "/api/fleet")[0]) != 503 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert status == 503
+        for _ in range(100):                      # a flood of silent connections on top
+            s = socket.socket()
+            s.settimeout(5)
+            s.connect(("127.0.0.1", port))
+            slow.append(s)
+        began = time.monotonic()
+        status, headers, _ = fetch(base + "/api/fleet")
+        assert status == 503 and headers.get("Retry-After") == "1" and time.monotonic() - began < 4
+        assert thread_count(proc.pid) <= idle + 4 + 1
+    finally:
+        for s in slow:
+            s.close()
+    deadline = time.monotonic() + 10
+    while (status := fetch(base + "/api/fleet")[0]) != 200 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert status == 200 and proc.poll() is None
+
+
+@pytest.mark.multiprocess
+@needs_browser
+def test_a_browser_logs_in_with_the_token_then_sees_the_fleet_live(mesh, tmp_path, browser):
+    """Off loopback with --auth-token: the page asks for the token, then shows the fleet over SSE."""
+    mesh.aggregator()
+    mesh.agent("alpha")
+    mesh.wait_hosts("alpha")
+    token = tmp_path / "web.token"
+    token.write_text("a-long-enough-secret-0123456789\n")
+    token.chmod(0o600)
+    port = free_port()
+    mesh.spawn("web", "--connect", mesh.connect, "--listen", f"0.0.0.0:{port}", "--auth-token", str(token), log="web")
+    base = f"http://127.0.0.1:{port}"
+    wait_http(base + "/static/style.css")
+    browser.get(base + "/")
+    assert "data-page" not in browser.page_source and browser.find_elements("name", "token")
+    browser.find_element("name", "token").send_keys("a-long-enough-secret-0123456789")
+    browser.find_element("css selector", "form button").click()
+    wait_js(browser, "return document.getElementById('hosts') && document.getElementById('hosts').dataset.hosts === '1'",
+            what="the fleet after logging in")
+    assert wait_js(browser, "return document.getElementById('conn').textContent === 'live'", what="live")
+
+
+def test_web_flags_parse():
+    """--allow-host repeats; --auth-token takes a file; --max-connections a positive number."""
+    from workers.cli import build_parser
+    args = build_parser().parse_args(["web", "--allow-host", "a.example", "--allow-host", "b", "--auth-token", "f",
+                                      "--max-connections", "8"])
+    assert (args.allow_host, args.auth_token, args.max_connections) == (["a.example", "b"], "f", 8)
+    assert build_parser().parse_args(["web"]).allow_host == [] and build_parser().parse_args(["web"]).max_connections == 32

@@ -3,6 +3,10 @@
 The state lives in :mod:`perfmesh.views.dashboard` (pure); this module draws it, reads keys from a
 cbreak-mode stdin in a thread, and restores the terminal on every way out (q, Ctrl-C, SIGTERM,
 an exception).
+
+Host names, labels, info, errors and descriptions come from peers: each goes through
+:func:`~perfmesh.views.safe_text.safe_text` (control characters escaped) into a plain ``Text``,
+never into a markup string, so neither escape sequences nor rich markup in them take effect.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from perfmesh.views.cells import bar, compact_bytes, level, sparkline
 from perfmesh.views.dashboard import FleetModel, HostDetail, HostRow
 from perfmesh.views.top import TopState, parse_keys
 from perfmesh.views.render import format_value
+from perfmesh.views.safe_text import safe_text
 
 from .feed import Feed
 from .transport import Endpoint
@@ -133,9 +138,9 @@ def fleet_table(rows: list[HostRow], state: TopState, width: int, height: int) -
     for i, r in enumerate(rows[first:first + visible], start=first):
         selected = i == state.selected
         dot = Text("●", style=HEALTH_STYLE.get(r.health, "grey50") if r.alive else "bold red")
-        name = Text(r.name, style="bold" if r.alive else "bold red")
+        name = Text(safe_text(r.name), style="bold" if r.alive else "bold red")
         if not r.alive:
-            name = Text(f"{r.name} (down)", style="bold red")
+            name = Text(f"{safe_text(r.name)} (down)", style="bold red")
         cells: list[Any] = [dot, name, _pct(r.cpu, 70, 90, w["bar"])]
         if w["spark"]:
             cells.append(Text(sparkline(r.cpu_history, w["spark"], 0, 100), style="cyan"))
@@ -178,7 +183,7 @@ def _header(model: FleetModel, feed: Feed | None, endpoint: Endpoint, state: Top
         line.append(f" {done:.0%} ({owed} batches owed)")
     if state.editing_filter or state.filter_text:
         line.append("   filter: ")
-        line.append(state.filter_text + ("▏" if state.editing_filter else ""), style="bold reverse" if state.editing_filter else "bold")
+        line.append(safe_text(state.filter_text) + ("▏" if state.editing_filter else ""), style="bold reverse" if state.editing_filter else "bold")
     return Group(title, line)
 
 
@@ -202,12 +207,15 @@ def _when(ts: Any) -> str:
 
 def detail_view(d: HostDetail, width: int, height: int) -> Group:
     r = d.row
-    head = Text.assemble((r.name, "bold"), "  ", ("up" if r.alive else "DOWN", "green" if r.alive else "bold red"),
-                         "  health ", (r.health, HEALTH_STYLE.get(r.health, "grey62")))
+    head = Text.assemble((safe_text(r.name), "bold"), "  ",
+                         ("up" if r.alive else "DOWN", "green" if r.alive else "bold red"),
+                         "  health ", (safe_text(r.health), HEALTH_STYLE.get(r.health, "grey62")))
     if d.info.get("cpu_count"):
-        head.append(f"  {d.info['cpu_count']} CPUs", style="grey62")
-    if d.info.get("memory_total_bytes"):
-        head.append(f"  {format_value(float(d.info['memory_total_bytes']), 'B')} RAM", style="grey62")
+        head.append(f"  {safe_text(d.info['cpu_count'])} CPUs", style="grey62")
+    memory = d.info.get("memory_total_bytes")
+    if memory:
+        shown = format_value(float(memory), "B") if isinstance(memory, (int, float)) else memory
+        head.append(f"  {safe_text(shown)} RAM", style="grey62")
     barw = max(min(width // 3 - 14, 40), 4)
     summary = Table.grid(padding=(0, 1))
     summary.add_column(width=5, style="bold")
@@ -222,7 +230,7 @@ def detail_view(d: HostDetail, width: int, height: int) -> Group:
         grid = Table.grid(padding=(0, 2))
         for _ in range(cols):
             grid.add_column(no_wrap=True)
-        cells = [Text.assemble((f"cpu{c:<3}", "grey62"), _pct(v, 70, 90, 10)) for c, v in d.per_cpu]
+        cells = [Text.assemble((f"cpu{safe_text(c):<3}", "grey62"), _pct(v, 70, 90, 10)) for c, v in d.per_cpu]
         for i in range(0, len(cells), cols):
             grid.add_row(*cells[i:i + cols])
         parts += [Text("Per CPU", style="bold cyan"), grid]
@@ -233,10 +241,10 @@ def detail_view(d: HostDetail, width: int, height: int) -> Group:
     for i in range(max(len(d.disks), len(d.interfaces))):
         disk = d.disks[i] if i < len(d.disks) else None
         nic = d.interfaces[i] if i < len(d.interfaces) else None
-        io.add_row(disk["device"] if disk else "", _rate(disk.get("read_bytes_per_s")) if disk else "",
+        io.add_row(Text(safe_text(disk["device"])) if disk else "", _rate(disk.get("read_bytes_per_s")) if disk else "",
                    _rate(disk.get("write_bytes_per_s")) if disk else "",
                    (f"{disk['busy_percent']:.0f}%" if "busy_percent" in disk else "-") if disk else "", "",
-                   nic["interface"] if nic else "", _rate(nic.get("recv_bytes_per_s")) if nic else "",
+                   Text(safe_text(nic["interface"])) if nic else "", _rate(nic.get("recv_bytes_per_s")) if nic else "",
                    _rate(nic.get("sent_bytes_per_s")) if nic else "")
     parts.append(io)
     events = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=True, header_style="bold")
@@ -249,19 +257,20 @@ def detail_view(d: HostDetail, width: int, height: int) -> Group:
         if kind == "v":
             resolved = ev.get("state") == "resolved"
             style = "green" if resolved else ("bold red" if ev.get("severity") == "critical" else "yellow")
-            msg = Text(f"{'resolved' if resolved else ev.get('severity', 'violation')} {ev.get('metric')} "
-                       f"= {format_value(ev.get('value'))} (limit {format_value(ev.get('limit'))})", style=style)
+            msg = Text(safe_text(f"{'resolved' if resolved else ev.get('severity', 'violation')} {ev.get('metric')} "
+                                 f"= {format_value(ev.get('value'))} (limit {format_value(ev.get('limit'))})"),
+                       style=style)
         else:
             ok = ev.get("status") == "success"
-            msg = Text(f"command {ev.get('strategy')} → {ev.get('status')}"
-                       + (f" ({ev['operator']})" if ev.get("operator") else "")
-                       + (f": {ev['error']}" if ev.get("error") else ""), style="green" if ok else "red")
+            msg = Text(safe_text(f"command {ev.get('strategy')} → {ev.get('status')}"
+                                 + (f" ({ev['operator']})" if ev.get("operator") else "")
+                                 + (f": {ev['error']}" if ev.get("error") else "")), style="green" if ok else "red")
         events.add_row(_when(ts), msg)
     if merged:
         parts += [Text("Recent violations and commands", style="bold cyan"), events]
     for b in d.bottlenecks[:2]:
-        parts.append(Text(f"bottleneck: {b.get('description', b.get('kind'))}"
-                          + (f" — try {b['recommended_strategy']}" if b.get("recommended_strategy") else ""),
+        parts.append(Text(safe_text(f"bottleneck: {b.get('description', b.get('kind'))}"
+                                    + (f" — try {b['recommended_strategy']}" if b.get("recommended_strategy") else "")),
                           style="yellow"))
     return Group(*parts)
 

@@ -5,6 +5,10 @@ One more subscriber process: a :class:`~workers.feed.Feed` thread keeps a
 shipped static page (``workers/web_assets``; nothing from the internet), JSON for the fleet and
 one host, history from the aggregator, and an SSE stream. Sending a command needs
 ``--allow-commands`` and a same-origin JSON POST (the page asks for confirmation first).
+
+Every request passes :class:`~workers.web_access.WebAccess` first (its Host, then its secret
+when one is set, then for a write its Origin and, for a command, the page token), and at most
+``max_connections`` are served at once (:class:`~workers.bounded_http.BoundedHTTPServer`).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import signal
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -28,9 +32,11 @@ import zmq
 from perfmesh.views.dashboard import FleetModel
 from perfmesh.errors import ConfigError, PerfmeshError
 
+from .bounded_http import BoundedHTTPServer
 from .client import ApiClient, Unreachable
 from .feed import Feed
 from .transport import Endpoint
+from .web_access import COOKIE, PAGE_TOKEN_HEADER, WebAccess, web_access
 
 log = logging.getLogger("perfmesh.web")
 
@@ -42,9 +48,11 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",   # "no-referrer" would make a form's Origin "null"
 }
 MAX_BODY_BYTES = 16_384
+DEFAULT_MAX_CONNECTIONS = 32
+PUBLIC_PATHS = ("/login", "/favicon.ico")      # and /static/: shipped files, no fleet data
 
 
 def asset(name: str) -> bytes:
@@ -62,8 +70,9 @@ class WebApp:
     """The state behind the HTTP handlers: the model, its feed, and one api client."""
 
     def __init__(self, endpoint: Endpoint, allow_commands: bool = False,
-                 command_endpoint: Endpoint | None = None) -> None:
+                 command_endpoint: Endpoint | None = None, access: WebAccess | None = None) -> None:
         self.endpoint = endpoint
+        self.access = access or WebAccess()
         # commands go with the operator key when one is configured, and are off otherwise
         self.command_endpoint = command_endpoint or endpoint
         self.allow_commands = allow_commands or command_endpoint is not None
@@ -109,18 +118,28 @@ class WebApp:
         text = text.replace("{{TITLE}}", html.escape(f"{host} · perfmesh" if host else "perfmesh fleet"))
         text = text.replace("{{COMMANDS}}", "on" if self.allow_commands else "off")
         text = text.replace("{{ENDPOINT}}", html.escape(str(self.endpoint)))
+        text = text.replace("{{TOKEN}}", html.escape(self.access.page_token))
         return text.encode()
+
+    def login_page(self, message: str = "") -> bytes:
+        return asset("login.html").decode().replace("{{MESSAGE}}", html.escape(message)).encode()
 
 
 class Handler(BaseHTTPRequestHandler):
     server_version = "perfmesh-web"
     protocol_version = "HTTP/1.1"
     app: WebApp   # set on the subclass made by make_server
+    timeout = 20.0   # seconds a connection may idle or stall before its thread is freed
 
     def log_message(self, fmt: str, *args: Any) -> None:   # quiet access log
         log.debug("%s " + fmt, self.address_string(), *args)
 
     # ------------------------------------------------------------ helpers
+    def end_headers(self) -> None:
+        if self.close_connection:     # e.g. a refused POST whose body was never read
+            self.send_header("Connection", "close")
+        super().end_headers()
+
     def _send(self, status: int, body: bytes, ctype: str, cache: bool = False) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
@@ -138,6 +157,58 @@ class Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, message: str) -> None:
         self._json({"error": message}, status)
 
+    def _length(self) -> int:
+        """The body's Content-Length, or -1 when it is missing or not a number."""
+        text = self.headers.get("Content-Length") or ""
+        return int(text) if text.isdigit() and len(text) < 10 else -1
+
+    def _admit(self, path: str) -> bool:
+        """Host, secret, and for a write the Origin: answers and returns False when refused."""
+        access = self.app.access
+        host = self.headers.get("Host")
+        if not access.host_allowed(host):
+            self.close_connection = True
+            self._error(421, f"Host {host!r} is not an address of this dashboard; "
+                             "start `perfmesh web` with --allow-host NAME to serve it under that name")
+            return False
+        if self.command not in ("GET", "HEAD") and not access.same_origin(self.headers.get("Origin"), host):
+            self._error(403, "a request that changes state needs an Origin header naming this dashboard")
+            return False
+        if not (path in PUBLIC_PATHS or path.startswith("/static/") or access.authorized(self.headers)):
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Bearer realm="perfmesh"')
+            page = path == "/" or path.startswith("/host/")
+            body = self.app.login_page() if page else json.dumps(
+                {"error": "authentication required: send Authorization: Bearer SECRET or log in at /login"}).encode()
+            self.send_header("Content-Type", "text/html; charset=utf-8" if page else "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            for k, v in SECURITY_HEADERS.items():
+                self.send_header(k, v)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+            return False
+        return True
+
+    def _login(self) -> None:
+        """POST /login with the secret as a form field: sets the session cookie and goes to /."""
+        access = self.app.access
+        if access.secret is None:
+            return self._error(404, "not found: this dashboard has no --auth-token")
+        length = self._length()
+        if not 0 < length <= MAX_BODY_BYTES:
+            return self._error(413, f"login body must be 1..{MAX_BODY_BYTES} bytes")
+        form = parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
+        if not access.secret_ok(form.get("token", [""])[0]):
+            return self._send(401, self.app.login_page("That is not the token."), "text/html; charset=utf-8")
+        self.send_response(303)
+        self.send_header("Location", "/")
+        self.send_header("Set-Cookie", f"{COOKIE}={access.session_cookie()}; Path=/; HttpOnly; SameSite=Strict")
+        self.send_header("Content-Length", "0")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+
     # ------------------------------------------------------------ GET
     def do_HEAD(self) -> None:
         self.do_GET()
@@ -146,8 +217,12 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         path, query = url.path, parse_qs(url.query)
         app = self.app
+        if not self._admit(path):
+            return
         try:
-            if path == "/":
+            if path == "/login" and app.access.secret is not None:
+                self._send(200, app.login_page(), "text/html; charset=utf-8")
+            elif path == "/":
                 self._send(200, app.page(None), "text/html; charset=utf-8")
             elif path.startswith("/host/"):
                 host = unquote(path[len("/host/"):])
@@ -173,8 +248,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._events(query.get("host", [None])[0])
             else:
                 self._error(404, "not found")
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+        except OSError:     # the client went away or stalled past the timeout
+            self.close_connection = True
 
     def _history(self, query: dict[str, list[str]]) -> None:
         host, key = query.get("host", [""])[0], query.get("key", [""])[0]
@@ -195,11 +270,10 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-store")
-        self.send_header("Connection", "close")
         for k, v in SECURITY_HEADERS.items():
             self.send_header(k, v)
-        self.end_headers()
         self.close_connection = True
+        self.end_headers()
         since = -math.inf
         app = self.app
         self.wfile.write(b"retry: 2000\n\n")
@@ -217,18 +291,30 @@ class Handler(BaseHTTPRequestHandler):
             app.stopping.wait(1.0)
 
     # ------------------------------------------------------------ POST
+    def do_PUT(self) -> None:
+        self.close_connection = True      # the body is never read: the connection cannot be reused
+        if self._admit(urlsplit(self.path).path):
+            self._error(405, "method not allowed: the dashboard takes GET, and POST for commands")
+
+    do_DELETE = do_PATCH = do_PUT
+
     def do_POST(self) -> None:
-        if urlsplit(self.path).path != "/api/command":
+        self.close_connection = True      # a refused POST leaves its body unread
+        path = urlsplit(self.path).path
+        if not self._admit(path):
+            return
+        if path == "/login":
+            return self._login()
+        if path != "/api/command":
             return self._error(404, "not found")
+        if not self.app.access.page_token_ok(self.headers.get(PAGE_TOKEN_HEADER)):
+            return self._error(403, f"a command needs the {PAGE_TOKEN_HEADER} header of a page this server served")
         if not self.app.allow_commands:
             return self._error(403, "commands are disabled: start `perfmesh web` with --operator-key "
                                     "(secured aggregator) or --allow-commands to send them")
-        origin = self.headers.get("Origin")
-        if origin is not None and urlsplit(origin).netloc != self.headers.get("Host"):
-            return self._error(403, "cross-origin command refused")
         if not (self.headers.get("Content-Type") or "").startswith("application/json"):
             return self._error(415, "send the command as application/json")
-        length = int(self.headers.get("Content-Length") or 0)
+        length = self._length()
         if not 0 < length <= MAX_BODY_BYTES:
             return self._error(413, f"command body must be 1..{MAX_BODY_BYTES} bytes")
         try:
@@ -259,20 +345,23 @@ def _sse(event: str, data: Any) -> bytes:
     return f"event: {event}\ndata: {text}\n\n".encode()
 
 
-def make_server(app: WebApp, listen: str) -> ThreadingHTTPServer:
+def make_server(app: WebApp, listen: str, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> BoundedHTTPServer:
     host, port = parse_listen(listen)
     handler = type("BoundHandler", (Handler,), {"app": app})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    return server
+    return BoundedHTTPServer((host, port), handler, max_connections)
 
 
 def run_web(endpoint: Endpoint, listen: str, allow_commands: bool = False,
-            command_endpoint: Endpoint | None = None) -> int:
+            command_endpoint: Endpoint | None = None, access: WebAccess | None = None,
+            max_connections: int = DEFAULT_MAX_CONNECTIONS) -> int:
+    """Serve until SIGTERM or SIGINT. ``access`` comes from :func:`~workers.web_access.web_access`
+    (which fails closed off loopback without a secret); the default allows loopback only."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s web %(levelname)s %(message)s")
-    app = WebApp(endpoint, allow_commands, command_endpoint)
+    if access is None:
+        access = web_access(parse_listen(listen)[0])     # loopback only, or ConfigError
+    app = WebApp(endpoint, allow_commands, command_endpoint, access)
     try:
-        server = make_server(app, listen)
+        server = make_server(app, listen, max_connections)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
     app.start()
@@ -285,8 +374,9 @@ def run_web(endpoint: Endpoint, listen: str, allow_commands: bool = False,
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     addr = server.server_address
-    log.info("dashboard on http://%s:%d/ (aggregator %s, commands %s)", addr[0], addr[1], endpoint,
-             "allowed" if app.allow_commands else "off")
+    log.info("dashboard on http://%s:%d/ (aggregator %s, commands %s, %s, up to %d connections)", addr[0], addr[1],
+             endpoint, "allowed" if app.allow_commands else "off",
+             "token required" if app.access.secret else "loopback only", max_connections)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:

@@ -1,9 +1,15 @@
-"""Plain-text renderings of stream events and fleet status (pure functions)."""
+"""Plain-text renderings of stream events and fleet status (pure functions).
+
+Every line is built from peer-supplied strings (host info, labels, errors), so each function
+returns it through :func:`~perfmesh.views.safe_text.safe_text`: control characters show escaped.
+"""
 
 from __future__ import annotations
 
 import time
 from typing import Any
+
+from .safe_text import safe_text
 
 
 def _clock(ts: Any) -> str:
@@ -32,7 +38,11 @@ def format_value(value: Any, unit: str = "") -> str:
 
 
 def format_event(ev: dict[str, Any]) -> str:
-    """One readable line per stream event."""
+    """One readable line per stream event, control characters escaped."""
+    return safe_text(_event_line(ev))
+
+
+def _event_line(ev: dict[str, Any]) -> str:
     kind, host, when = ev.get("type", "?"), ev.get("host", "?"), _clock(ev.get("timestamp"))
     if kind == "metric":
         return (f"{when} {host:<16} {ev.get('category', ''):<8} "
@@ -55,6 +65,7 @@ def format_event(ev: dict[str, Any]) -> str:
 
 
 def format_status(status: dict[str, Any], now: float | None = None) -> str:
+    """The fleet as a table, one line per host (and per violation), control characters escaped."""
     now = time.time() if now is None else now
     hosts = status.get("hosts", [])
     if not hosts:
@@ -70,10 +81,11 @@ def format_status(status: dict[str, Any], now: float | None = None) -> str:
         for v in h.get("budget_violations", []):
             lines.append(f"  ! {v.get('severity')} {v.get('metric')} = {format_value(v.get('value'))} "
                          f"(limit {format_value(v.get('limit'))})")
-    return "\n".join(lines)
+    return "\n".join(safe_text(line) for line in lines)
 
 
 def format_command_result(result: dict[str, Any]) -> str:
+    """``host: strategy -> status[: error] (verdict ...)``, control characters escaped."""
     status = result.get("status", "?")
     line = f"{result.get('host', '?')}: {result.get('strategy', '?')} -> {status}"
     if result.get("error"):
@@ -84,4 +96,4 @@ def format_command_result(result: dict[str, Any]) -> str:
         if inner.get("duration_ms") is not None:
             line += f", {inner['duration_ms']:.1f} ms"
         line += ")"
-    return line
+    return safe_text(line)

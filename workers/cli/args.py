@@ -204,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="let the page send optimization commands (each asks for confirmation)")
     w.add_argument("--operator-key", default=None, metavar="SECRET_FILE",
                    help="an operator's secret key: the page sends commands with it (read-only without)")
+    w.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests whose Host header is NAME, e.g. behind a proxy (repeatable)")
+    w.add_argument("--auth-token", default=None, metavar="FILE",
+                   help="a file (mode 600) holding a secret every request must carry; needed off loopback")
+    w.add_argument("--max-connections", type=_positive_int, default=32, metavar="N",
+                   help="connections served at once; more get 503 (default 32)")
 
     r = sub.add_parser("report", help="write a self-contained HTML report of one host")
     connect(r)

@@ -115,7 +115,12 @@ def cmd_top(args: argparse.Namespace) -> int:
 
 
 def cmd_web(args: argparse.Namespace) -> int:
-    from workers.web import run_web
+    from workers.web import parse_listen, run_web
+    from workers.web_access import web_access
+    try:   # before anything else: off loopback without --auth-token fails closed here
+        access = web_access(parse_listen(args.listen)[0], args.allow_host, args.auth_token)
+    except ConfigError as exc:
+        raise CliError(f"perfmesh web: {exc}") from None
     endpoint = client_endpoint(args.connect, args)
     command_endpoint = None
     if args.operator_key:
@@ -125,7 +130,8 @@ def cmd_web(args: argparse.Namespace) -> int:
         command_endpoint = type(endpoint)(endpoint.host, endpoint.base_port,
                                           ClientKeys(load_secret(args.operator_key), endpoint.keys.server_public),
                                           endpoint.insecure)
-    return run_web(endpoint, args.listen, allow_commands=args.allow_commands, command_endpoint=command_endpoint)
+    return run_web(endpoint, args.listen, allow_commands=args.allow_commands, command_endpoint=command_endpoint,
+                   access=access, max_connections=args.max_connections)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

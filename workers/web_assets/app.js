@@ -4,6 +4,8 @@
 (function () {
   const body = document.body;
   const PAGE = body.dataset.page, HOST = body.dataset.host, COMMANDS = body.dataset.commands === "on";
+  /* this page's token: the server takes commands only from a page it served */
+  const TOKEN = document.querySelector("meta[name=perfmesh-token]").content;
   const $ = (id) => document.getElementById(id);
   const COLORS = ["#38bdf8", "#a78bfa", "#f472b6", "#fbbf24", "#34d399", "#fb923c", "#60a5fa", "#e879f9",
                   "#4ade80", "#f87171", "#22d3ee", "#facc15"];
@@ -301,7 +303,8 @@
     if (!window.confirm("Run " + desc + " on " + HOST + "?")) return;
     showResult("running " + desc + "…", "muted");
     try {
-      const res = await fetch("/api/command", { method: "POST", headers: { "Content-Type": "application/json" },
+      const res = await fetch("/api/command", { method: "POST",
+        headers: { "Content-Type": "application/json", "X-Perfmesh-Token": TOKEN },
         body: JSON.stringify({ host: HOST, strategy, params }) });
       const out = await res.json();
       const verdict = out.result && out.result.verdict ? " (" + out.result.verdict + ")" : "";
