@@ -155,7 +155,8 @@ def test_top_prints_one_view_when_piped(mesh):
 
 PEER_STRINGS_SCRIPT = '''
 from rich.console import Console
-from perfmesh.views.dashboard import FleetModel, TopState
+from perfmesh.views.dashboard import FleetModel
+from perfmesh.views.top import TopState
 from workers.transport import Endpoint
 from workers.view import render
 BAD = "\\x1b[2J"
