@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 
 from perfmesh.errors import ConfigError, PerfmeshError
 from perfmesh.views.render import format_command_result, format_event, format_status
+from workers import recordcli
 
 EVENT_TYPES = ("metric", "violation", "bottleneck", "command", "host", "gap")
 CATEGORY_CHOICES = ("cpu", "memory", "io", "network", "application")
@@ -237,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     cfs.required = True
     cfs.add_parser("check", help="report every error in FILE").add_argument("file", metavar="FILE")
     cfs.add_parser("example", help="print a commented example config")
+    recordcli.add_parsers(sub, connect, parse_budget, _host_name, _endpoint)
     return p
 
 
@@ -504,6 +506,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "aggregator": cmd_aggregator, "agent": cmd_agent, "subscribe": cmd_subscribe,
     "status": cmd_status, "command": cmd_command, "history": cmd_history, "up": cmd_up,
     "top": cmd_top, "web": cmd_web, "report": cmd_report, "config": cmd_config, "keys": cmd_keys,
+    "record": recordcli.cmd_record, "replay": recordcli.cmd_replay,
 }
 
 
