@@ -134,19 +134,30 @@ def test_a_recorder_killed_mid_stream_leaves_a_file_that_replays(mesh, tmp_path)
     assert res.stderr == "" or "WARNING" in res.stderr and "crash.rec at byte" in res.stderr
 
 
-def test_record_with_a_host_filter_keeps_only_that_host_and_stops_after_its_duration(mesh, tmp_path):
+def test_record_with_a_host_filter_keeps_only_that_host(mesh, tmp_path):
     mesh.aggregator()
     out = tmp_path / "web02.rec"
-    rec, agent = start_recording(mesh, out, "--host", "warmup", "--host", "web02", "--duration", "20s")
+    rec, agent = start_recording(mesh, out, "--host", "warmup", "--host", "web02")
     for a, b in zip(batches("web01", seconds=30), batches("web02", seconds=30)):
         agent.send(a)
         agent.send(b)
     wait_for("web02's stream", lambda: sum(b.host == "web02" for b in recorded(out)) == 60)
     agent.close()
-    assert rec.wait(30) == 0           # --duration ends it by itself
+    assert stop(rec) == 0
     hosts = {b.host for b in recorded(out)}
     assert hosts == {"warmup", "web02"}
     assert RecordingReader(out).info.hosts == ("warmup", "web02")
+
+
+def test_record_stops_by_itself_after_its_duration(mesh, tmp_path):
+    from tests.conftest import run_cli
+    mesh.aggregator()
+    out = tmp_path / "quiet.rec"
+    t = time.monotonic()
+    rec = mesh.spawn("record", "--connect", mesh.connect, "--out", str(out), "--duration", "1s", log="record")
+    assert rec.wait(15) == 0 and time.monotonic() - t >= 1.0
+    _, summary = replay(run_cli, out)
+    assert summary["batches"] == 0 and summary["problem"] is None
 
 
 def test_a_real_agent_recorded_for_a_few_seconds_replays_through_the_same_budgets(mesh, tmp_path):
