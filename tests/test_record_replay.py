@@ -185,3 +185,38 @@ def test_record_refuses_to_overwrite_a_file_in_one_line(mesh, tmp_path):
     assert "old.rec: already exists" in res.stderr and len(res.stderr.splitlines()) == 1
     res = mesh.cli("record", "--out", str(tmp_path / "x.rec"), "--duration", "soon")
     assert res.returncode == 2 and "duration 'soon'" in res.stderr
+
+
+def wait_status(mesh, check, what: str, timeout_s: float = 30.0) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        hosts = {h["name"]: h for h in mesh.status()["hosts"]}
+        if check(hosts):
+            return hosts
+        time.sleep(0.2)
+    raise AssertionError(f"{what} not within {timeout_s}s: {hosts}\n{mesh.logs()}")
+
+
+def test_the_aggregator_serves_a_recording_as_if_live(mesh, tmp_path):
+    from tests.recordings import write_recording
+    path = write_recording(tmp_path / "demo.rec", seconds=4, breach=(1, 4))
+    started = time.time()
+    mesh.aggregator("--replay", str(path), "--budget", "cpu_percent=50")
+    hosts = wait_status(mesh, lambda h: "web01" in h and h["web01"]["counters"]["batches"] == 8
+                        and h["web01"]["recent_violations"], "the served recording")
+    violation = hosts["web01"]["recent_violations"][0]
+    assert violation["metric"] == "cpu_percent" and violation["value"] == 85.0
+    assert started < violation["timestamp"] < time.time()       # re-stamped: it happens now
+    assert "served 8 batches from" in (tmp_path / "aggregator.log").read_text()
+
+
+def test_replay_to_an_aggregator_sends_every_batch_as_an_agent_would(mesh, tmp_path):
+    from tests.recordings import write_recording
+    path = write_recording(tmp_path / "incident.rec")
+    mesh.aggregator("--budget", "cpu_percent=50")
+    from tests.conftest import run_cli
+    res = run_cli("replay", str(path), "--to", mesh.connect, "--speed", "0")
+    assert res.returncode == 0 and f"served 240 batches from {path}" in res.stdout, res.stderr
+    hosts = wait_status(mesh, lambda h: "web01" in h and h["web01"]["counters"]["batches"] == 240,
+                        "240 batches")
+    assert [v["metric"] for v in hosts["web01"]["recent_violations"]] == ["cpu_percent"]

@@ -167,3 +167,12 @@ def test_a_file_that_is_not_a_recording_is_one_line_naming_it(tmp_path):
     res = run_cli("replay", str(tmp_path / "notes.txt"))
     assert res.returncode == 1 and len(res.stderr.splitlines()) == 1
     assert "notes.txt at byte 0: is not a perfmesh recording" in res.stderr
+
+
+def test_the_aggregator_serves_a_recording_only_without_keys(tmp_path):
+    path = write_recording(tmp_path / "a.rec", seconds=1)
+    res = run_cli("aggregator", "--replay", str(path), "--keys", str(tmp_path / "keys"),
+                  "--data", str(tmp_path / "data"))
+    assert res.returncode == 1 and "--replay serves a recording on an aggregator without --keys" in res.stderr
+    res = run_cli("aggregator", "--replay", str(tmp_path / "missing.rec"), "--data", str(tmp_path / "data"))
+    assert res.returncode == 1 and "missing.rec: cannot open it" in res.stderr

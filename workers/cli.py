@@ -157,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="POST alerts as JSON here (repeatable; replaces the file's [[webhooks]])")
     a.add_argument("--alertmanager", type=_http_url, action="append", default=None, metavar="URL",
                    help="Alertmanager base URL, e.g. http://127.0.0.1:9093 (repeatable; replaces the file's)")
+    a.add_argument("--replay", default=None, metavar="FILE", help="serve a recording as if live (no --keys)")
 
     g = sub.add_parser("agent", help="run the host agent and its collectors")
     connect(g)
@@ -294,6 +295,7 @@ def cmd_aggregator(args: argparse.Namespace) -> int:
                         max_series_per_host=s["max_series_per_host"], host_budgets=limits_for,
                         auto_policies=lambda host, kind: [(p.strategy, p.params, p.min_interval_s)
                                                           for p in cfg.policies_for(host, kind)])
+    recordcli.serve_recording(args.replay, s["bind"], s["port"], keys_dir)
     sinks = _aggregator_sinks(cfg, s, args, limits_for)
     return main(AggregatorConfig(endpoint=Endpoint(s["bind"], s["port"]), fleet=fleet,
                                  snapshot_interval_s=s["snapshot_interval_s"],

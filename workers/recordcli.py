@@ -56,6 +56,9 @@ def add_parsers(sub: Any, connect: Callable[[argparse.ArgumentParser], None],
     rep.add_argument("--speed", type=parse_speed, default=0.0, metavar="X",
                      help="0: as fast as possible (default), 1: real time, 10: ten times faster")
     rep.add_argument("--json", action="store_true", help="one JSON object per alert, then a summary")
+    rep.add_argument("--to", default=None, metavar="HOST[:BASE]",
+                     help="instead: send the batches to this aggregator as if live (re-stamped to now)")
+    rep.set_defaults(endpoint_of=endpoint)
 
 
 def cmd_record(args: argparse.Namespace) -> int:
@@ -85,6 +88,28 @@ def replay_setup(config_file: str | None, overrides: dict[str, float]) -> tuple[
 
 def cmd_replay(args: argparse.Namespace, out=None, err=None) -> int:
     from workers.replay import run_replay
+    if args.to:
+        from workers.replayfeed import Feeder
+        feeder = Feeder(args.endpoint_of(args.to), args.file, args.speed)
+        sent = feeder.run()
+        (out or sys.stdout).write(f"served {sent} batches from {args.file} to {args.to}\n")
+        if feeder.problem is not None:
+            (err or sys.stderr).write(f"perfmesh replay: WARNING: {feeder.problem}\n")
+        return 0
     fleet, engine = replay_setup(args.config, dict(args.budget))
     return run_replay(args.file, fleet, engine, out or sys.stdout, err or sys.stderr,
                       speed=args.speed, as_json=args.json)
+
+
+def serve_recording(path: str | None, bind: str, port: int, keys_dir: Any) -> None:
+    """``perfmesh aggregator --replay FILE``: feed the file to this aggregator's own ingest, live."""
+    if not path:
+        return
+    if keys_dir:
+        from perfmesh.errors import ConfigError
+        raise ConfigError("--replay serves a recording on an aggregator without --keys (a demo or test "
+                          "mesh); expected no keys folder")
+    from workers.replayfeed import Feeder
+    from workers.transport import Endpoint
+    host = "127.0.0.1" if bind in ("0.0.0.0", "*", "::", "") else bind
+    Feeder(Endpoint(host, port), path, speed=1.0).start()
