@@ -139,3 +139,57 @@ def test_every_record_carries_the_crc32_of_its_payload(tmp_path):
         length, crc = recording.RECORD_HEADER.unpack_from(data, at)
         assert zlib.crc32(data[at + 8:at + 8 + length]) == crc
     assert len(offsets) == 1 + 2 + 2 + 1    # header, 2 schemas, 2 batches, 1 event
+
+
+def crafted(path, *payloads, raw: bytes = b"") -> None:
+    """A recording with these payloads after a good header record (and raw bytes after them)."""
+    out = [recording.FILE_HEADER.pack(recording.MAGIC, 1, 0)]
+    for p in ([recording.T_INFO, RecordingInfo(T0).to_dict()], *payloads):
+        data = p if isinstance(p, bytes) else recording.wire.pack(p)
+        out.append(recording.RECORD_HEADER.pack(len(data), zlib.crc32(data)) + data)
+    path.write_bytes(b"".join(out) + raw)
+
+
+@pytest.mark.parametrize("payloads, raw, message", [
+    ([], recording.RECORD_HEADER.pack(0, 0), "record length 0 is out of range"),
+    ([], recording.RECORD_HEADER.pack(1 << 30, 0), "record length 1073741824 is out of range"),
+    ([b"\xc1"], b"", "record payload is not valid: undecodable"),
+    ([{"a": 1}], b"", "record payload is not a [type, ...] list"),
+    ([[]], b"", "record payload is not a [type, ...] list"),
+    ([[recording.T_EVENT, T0]], b"", "record of type 3: not enough values"),
+    ([[recording.T_EVENT, T0, [1, 2]]], b"", "event body is list; expected a map"),
+    ([[recording.T_SCHEMA, 5000, b"x"]], b"", "schema record id 5000; expected 0..4095"),
+    ([[recording.T_SCHEMA, 0, CPU_SCHEMA], [recording.T_BATCH, T0, 7, "b", 1, T0, 0, T0, b""]], b"",
+     "batch fields have the wrong types"),
+])
+def test_damaged_records_are_corrupt_with_what_was_wrong(tmp_path, payloads, raw, message):
+    crafted(tmp_path / "d.rec", *payloads, raw=raw)
+    with pytest.raises(RecordingCorrupt, match=message.replace("[", r"\[").replace("]", r"\]")):
+        records(tmp_path / "d.rec")
+
+
+@pytest.mark.parametrize("info, message", [
+    ([recording.T_EVENT, T0, {}], "the first record is not the header record"),
+    ([recording.T_INFO, {"format": "other"}], "is not a perfmesh-recording map"),
+    ([recording.T_INFO, {"format": "perfmesh-recording", "created": "today"}], "needs created"),
+])
+def test_a_bad_header_record_is_refused_before_anything_is_read(tmp_path, info, message):
+    data = recording.wire.pack(info)
+    (tmp_path / "h.rec").write_bytes(recording.FILE_HEADER.pack(recording.MAGIC, 1, 0)
+                                     + recording.RECORD_HEADER.pack(len(data), zlib.crc32(data)) + data)
+    with pytest.raises(RecordingCorrupt, match=message):
+        RecordingReader(tmp_path / "h.rec")
+
+
+def test_a_recording_in_a_missing_folder_cannot_be_created(tmp_path):
+    with pytest.raises(RecordingError, match="cannot create it: No such file or directory"):
+        RecordingWriter(tmp_path / "no" / "such.rec", RecordingInfo(T0))
+
+
+def test_close_twice_is_harmless_and_flush_hands_records_to_the_os(tmp_path):
+    w = RecordingWriter(tmp_path / "a.rec", RecordingInfo(T0))
+    w.write_event(T0, {"type": "host"})
+    w.flush()
+    assert [r.type for r in records(tmp_path / "a.rec")] == ["host"]
+    w.close()
+    w.close()

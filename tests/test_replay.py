@@ -176,3 +176,43 @@ def test_the_aggregator_serves_a_recording_only_without_keys(tmp_path):
     assert res.returncode == 1 and "--replay serves a recording on an aggregator without --keys" in res.stderr
     res = run_cli("aggregator", "--replay", str(tmp_path / "missing.rec"), "--data", str(tmp_path / "data"))
     assert res.returncode == 1 and "missing.rec: cannot open it" in res.stderr
+
+
+def test_text_lines_carry_time_state_severity_source_host_value_and_duration():
+    from perfmesh.rules.alerting import Alert
+    from perfmesh.views.replay_text import format_alert
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(T0 + 90))
+    fired = Alert("budget_violation", "web\x1b01", "cpu_percent", "critical", "resolved", 30.0, 50.0, "cpu",
+                  T0 + 60, T0 + 90, "budget")
+    assert format_alert(fired) == (f"{when}  RESOLVED  critical  budget     web\\x1b01        "
+                                   "cpu_percent=30 (limit 50) after 30s")
+    rule = Alert("hot", "web01", "cpu_percent", "critical", "firing", 99.0, 95.0, "cpu", T0, T0 + 90, "rule",
+                 previous_severity="warning")
+    assert format_alert(rule).endswith("cpu_percent=99 (level 95) (was warning) [hot]")
+    long = Alert("bottleneck", "web01", "cpu_bound", "warning", "resolved", None, None, "cpu", T0 - 3725,
+                 T0 + 90, "bottleneck")
+    assert format_alert(long).endswith("web01            cpu_bound after 1h03m35s")
+
+
+def test_in_process_replay_of_a_cut_file_prints_alerts_summary_and_one_warning(tmp_path, capsys):
+    from workers.cli import main
+    path = write_recording(tmp_path / "a.rec")
+    data = path.read_bytes()
+    (tmp_path / "cut.rec").write_bytes(data[:len(data) - 30])
+    assert main(["replay", str(tmp_path / "cut.rec"), "--budget", "cpu_percent=50"]) == 0
+    out, err = capsys.readouterr()
+    assert "RESOLVED  critical  budget" in out and "would fire: 1 budget violation(s), 1 bottleneck(s)" in out
+    assert "the live stream had 0 violation event(s)" in out
+    assert err.startswith("perfmesh replay: WARNING: recording ") and "cut.rec at byte" in err
+
+
+def test_in_process_replay_counts_malformed_batches_in_the_summary(tmp_path, capsys):
+    from perfmesh.store.recording import RecordingInfo, RecordingWriter
+    from workers.cli import main
+    w = RecordingWriter(tmp_path / "odd.rec", RecordingInfo(T0))
+    env = next(batches())
+    w.write_batch(T0, env)
+    w.write_batch(T0, env.__class__("metrics", "web01", "b", 5, T0, {"schema": b"zz", "ts": T0 + 1, "values": b""}))
+    w.close()
+    assert main(["replay", str(tmp_path / "odd.rec")]) == 0
+    assert "skipped 1 malformed batch(es)" in capsys.readouterr().out

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
@@ -183,16 +183,13 @@ class RecordingWriter:
             self._file.close()
 
 
-@dataclass
 class RecordingReader:
-    """Reads a recording: :attr:`info` from the header, then records in file order."""
+    """Reads a recording: :attr:`info` from the header, then records in file order (once);
+    :attr:`offset` is where the next record starts."""
 
-    path: Path
-    info: RecordingInfo = field(init=False)
-    offset: int = field(init=False, default=0)
-
-    def __post_init__(self) -> None:
-        self.path = Path(self.path)
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.offset = 0
         try:
             self._file: BinaryIO = open(self.path, "rb")
         except OSError as exc:
