@@ -59,9 +59,24 @@ class Recorder:
             self.sock.setsockopt(zmq.SUBSCRIBE, p)
         self.schemas = SchemaCache()
         self.bad_frames = 0
+        self.failed: OSError | None = None
         self.warn = RateLimitedLog()
+        self.loop: Loop | None = None
+
+    def _disk_failed(self, exc: OSError) -> None:
+        """A write error may have left half a record: stop here, so the file stays readable up to it."""
+        self.failed = exc
+        log.error("cannot write %s: %s; recording stopped", self.config.out, exc.strerror or exc)
+        if self.loop is not None:
+            self.loop.stop()
 
     def on_stream(self) -> None:
+        try:
+            self._drain()
+        except OSError as exc:
+            self._disk_failed(exc)
+
+    def _drain(self) -> None:
         now = time.time()
         for _ in range(2000):
             try:
@@ -88,13 +103,16 @@ class Recorder:
             raise WireError("bad_kind", f"the stream carries metrics and events, got {env.kind!r}")
 
     def on_timer(self) -> None:
-        self.writer.flush()
+        try:
+            self.writer.flush()
+        except OSError as exc:
+            self._disk_failed(exc)
         note = self.handshakes.poll(time.monotonic())
         if note:
             log.warning("%s", note)
 
     def run(self, loop: Loop | None = None) -> int:
-        loop = loop or Loop(poll_ms=200)
+        loop = self.loop = loop or Loop(poll_ms=200)
         loop.install_signal_handlers()
         loop.on_readable(self.sock, self.on_stream)
         loop.every(self.config.flush_s, self.on_timer)
@@ -105,10 +123,14 @@ class Recorder:
         finally:
             loop.close()
             self.close()
-        return 0
+        return 1 if self.failed else 0
 
     def close(self) -> None:
-        self.writer.close()
+        try:
+            self.writer.close()
+        except OSError as exc:
+            if self.failed is None:
+                self._disk_failed(exc)
         self.handshakes.close()
         self.sock.close(0)
 

@@ -176,11 +176,14 @@ class RecordingWriter:
     def close(self) -> None:
         if self._file.closed:
             return
-        self._file.flush()
         try:
+            self._file.flush()
             os.fsync(self._file.fileno())
         finally:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError:
+                pass        # the flush above already raised what went wrong
 
 
 class RecordingReader:
