@@ -55,7 +55,7 @@ class Feeder:
             sock.recv()
             self._publish(sock)
         finally:
-            sock.close(0)
+            sock.close(5000)    # what is queued still goes out (within 5 s) before we return
             ctx.term()
         return self.sent
 
