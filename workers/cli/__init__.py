@@ -18,6 +18,7 @@ from perfmesh.errors import ConfigError, PerfmeshError
 
 from .args import CliError, build_parser
 from .clients import cmd_command, cmd_history, cmd_report, cmd_status, cmd_subscribe, cmd_top, cmd_web
+from . import recording
 from .files import cmd_config, cmd_keys
 from .serve import cmd_agent, cmd_aggregator
 from .up import cmd_up
@@ -27,6 +28,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "aggregator": cmd_aggregator, "agent": cmd_agent, "subscribe": cmd_subscribe,
     "status": cmd_status, "command": cmd_command, "history": cmd_history, "up": cmd_up,
     "top": cmd_top, "web": cmd_web, "report": cmd_report, "config": cmd_config, "keys": cmd_keys,
+    "record": recording.cmd_record, "replay": recording.cmd_replay,
 }
 
 

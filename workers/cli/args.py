@@ -12,6 +12,8 @@ from typing import Any
 
 from perfmesh.errors import PerfmeshError
 
+from . import recording
+
 EVENT_TYPES = ("metric", "violation", "bottleneck", "command", "host", "gap")
 CATEGORY_CHOICES = ("cpu", "memory", "io", "network", "application")
 DEFAULT_CONNECT = "127.0.0.1:7700"
@@ -147,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="POST alerts as JSON here (repeatable; replaces the file's [[webhooks]])")
     a.add_argument("--alertmanager", type=_http_url, action="append", default=None, metavar="URL",
                    help="Alertmanager base URL, e.g. http://127.0.0.1:9093 (repeatable; replaces the file's)")
+    a.add_argument("--replay", default=None, metavar="FILE", help="serve a recording as if live (no --keys)")
 
     g = sub.add_parser("agent", help="run the host agent and its collectors")
     connect(g)
@@ -234,4 +237,5 @@ def build_parser() -> argparse.ArgumentParser:
     cfs.required = True
     cfs.add_parser("check", help="report every error in FILE").add_argument("file", metavar="FILE")
     cfs.add_parser("example", help="print a commented example config")
+    recording.add_parsers(sub, connect, parse_budget, _host_name)
     return p

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from perfmesh.errors import ConfigError
 
+from . import recording
 from .args import flags_given
 from .clients import client_endpoint
 
@@ -41,6 +42,7 @@ def cmd_aggregator(args: argparse.Namespace) -> int:
                         max_series_per_host=s["max_series_per_host"], host_budgets=limits_for,
                         auto_policies=lambda host, kind: [(p.strategy, p.params, p.min_interval_s)
                                                           for p in cfg.policies_for(host, kind)])
+    recording.serve_recording(args.replay, s["bind"], s["port"], keys_dir)
     sinks = _aggregator_sinks(cfg, s, args, limits_for)
     return main(AggregatorConfig(endpoint=Endpoint(s["bind"], s["port"]), fleet=fleet,
                                  snapshot_interval_s=s["snapshot_interval_s"],
