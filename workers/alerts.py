@@ -32,6 +32,7 @@ from collections import deque
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
+from perfmesh.model.serieskey import parse_series_key
 from perfmesh.rules.alerting import Alert, AlertEngine
 
 log = logging.getLogger("perfmesh.alerts")
@@ -162,7 +163,7 @@ class WebhookTarget:
 
 def am_alert(alert: Alert, ends_at: float) -> dict[str, Any]:
     """An :class:`Alert` in Alertmanager's v2 ``postableAlert`` shape."""
-    metric = alert.metric.split("{", 1)[0]
+    metric = parse_series_key(alert.metric)[0]
     labels = {**{k: v for k, v in alert.labels.items() if v},
               "alertname": alert.name, "host": alert.host, "metric": metric,
               "severity": alert.severity, "category": alert.category or "-",

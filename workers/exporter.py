@@ -33,7 +33,8 @@ from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import CollectorRegistry
 
-from perfmesh.rules.alerting import BurnTracker, BurnRateConfig, split_series_key
+from perfmesh.model.serieskey import parse_series_key
+from perfmesh.rules.alerting import BurnTracker, BurnRateConfig
 from perfmesh.errors import ConfigError
 
 PREFIX = "perfmesh_"
@@ -167,7 +168,7 @@ class SnapshotCollector:
         families: dict[str, tuple[set[str], list]] = {}
         for host, rows in latest.items():
             for key, (ts, value, category, unit) in rows.items():
-                name, labels = split_series_key(key)
+                name, labels = parse_series_key(key)
                 prom = metric_name(name)
                 if prom is None:
                     continue

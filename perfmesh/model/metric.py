@@ -7,17 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..errors import ConfigError
+from .serieskey import series_key
 
 CATEGORIES = ("cpu", "memory", "io", "network", "process", "application", "custom")
 SEVERITIES = ("info", "warning", "critical")
-
-
-def series_key(name: str, labels: Mapping[str, str] | None = None) -> str:
-    """The identity of a series: ``name`` or ``name{k=v,...}`` with sorted labels."""
-    if not labels:
-        return name
-    inner = ",".join(f"{k}={labels[k]}" for k in sorted(labels))
-    return f"{name}{{{inner}}}"
 
 
 @dataclass

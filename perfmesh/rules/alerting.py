@@ -22,32 +22,18 @@ from __future__ import annotations
 
 import fnmatch
 import math
-import re
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 from ..errors import ConfigError
+from ..model.serieskey import parse_series_key
 
 SEVERITIES = ("warning", "critical")
 _RANK = {None: 0, "warning": 1, "critical": 2}
-_LABEL_SPLIT = re.compile(r",(?=[A-Za-z_][A-Za-z0-9_]*=)")
 DEFAULT_STALE_S = 300.0
 BOTTLENECK_CATEGORIES = {"cpu_bound": "cpu", "memory_pressure": "memory", "swap_thrashing": "memory",
                          "io_wait": "io", "disk_saturation": "io", "network_saturation": "network"}
-
-
-def split_series_key(key: str) -> tuple[str, dict[str, str]]:
-    """``name{k=v,...}`` -> (name, labels); a bare name has no labels."""
-    brace = key.find("{")
-    if brace < 0 or not key.endswith("}"):
-        return key, {}
-    labels: dict[str, str] = {}
-    inner = key[brace + 1:-1]
-    for part in _LABEL_SPLIT.split(inner) if inner else ():
-        k, _, v = part.partition("=")
-        labels[k] = v
-    return key[:brace], labels
 
 
 # ------------------------------------------------------------------ selectors
@@ -246,7 +232,7 @@ class RuleEvaluator:
         severity = st.severity or "warning"
         if state == "firing":
             st.last_sent = ts
-        name, labels = split_series_key(key)
+        name, labels = parse_series_key(key)
         summary = self.rule.summary or f"{key} on {host} over {severity} level"
         return Alert(self.rule.name, host, key, severity, state, value,
                      self.rule.threshold(severity), st.category, st.started, ts, "rule",

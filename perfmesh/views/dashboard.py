@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from ..model.metric import series_key
+from ..model.serieskey import parse_series_key, series_key
 
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
 SORT_KEYS = ("name", "cpu", "memory", "load", "disk", "net", "health")
@@ -29,16 +29,6 @@ ROW_SERIES = {
     "disk_read": "disk_read_bytes_per_s", "disk_write": "disk_write_bytes_per_s",
     "net_recv": "net_recv_bytes_per_s", "net_sent": "net_sent_bytes_per_s",
 }
-_LABELED = re.compile(r"^([A-Za-z_][A-Za-z0-9_.]*)\{(.*)\}$")
-
-
-def parse_key(key: str) -> tuple[str, dict[str, str]]:
-    """``name{k=v,...}`` -> (name, labels); the inverse of :func:`series_key`."""
-    m = _LABELED.match(key)
-    if not m:
-        return key, {}
-    labels = dict(part.split("=", 1) for part in m.group(2).split(",") if "=" in part)
-    return m.group(1), labels
 
 
 def _finite(value: Any) -> float | None:
@@ -333,7 +323,7 @@ class FleetModel:
         disks: dict[str, dict[str, Any]] = {}
         nics: dict[str, dict[str, Any]] = {}
         for key, (_, value, _) in view.latest.items():
-            name, labels = parse_key(key)
+            name, labels = parse_series_key(key)
             if name == "cpu_percent" and "cpu" in labels:
                 per_cpu.append((labels["cpu"], value))
             elif "device" in labels and name.startswith("disk_"):

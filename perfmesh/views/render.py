@@ -5,17 +5,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ..model.serieskey import series_key
+
 
 def _clock(ts: Any) -> str:
     if not isinstance(ts, (int, float)):
         return "--:--:--"
     return time.strftime("%H:%M:%S", time.localtime(ts))
-
-
-def _labels(labels: dict[str, Any] | None) -> str:
-    if not labels:
-        return ""
-    return "{" + ",".join(f"{k}={v}" for k, v in sorted(labels.items())) + "}"
 
 
 def format_value(value: Any, unit: str = "") -> str:
@@ -36,7 +32,7 @@ def format_event(ev: dict[str, Any]) -> str:
     kind, host, when = ev.get("type", "?"), ev.get("host", "?"), _clock(ev.get("timestamp"))
     if kind == "metric":
         return (f"{when} {host:<16} {ev.get('category', ''):<8} "
-                f"{ev.get('name', '')}{_labels(ev.get('labels'))} = {format_value(ev.get('value'), ev.get('unit', ''))}")
+                f"{series_key(str(ev.get('name', '')), ev.get('labels'))} = {format_value(ev.get('value'), ev.get('unit', ''))}")
     if kind == "violation":
         return (f"{when} {host:<16} VIOLATION {ev.get('state', 'firing')} {ev.get('severity', '')} "
                 f"{ev.get('metric')} = {format_value(ev.get('value'))} (limit {format_value(ev.get('limit'))})")

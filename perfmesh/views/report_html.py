@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from .dashboard import parse_key
+from ..model.serieskey import parse_series_key
 from .render import format_value
 
 PALETTE = ("#0284c7", "#7c3aed", "#db2777", "#d97706", "#059669", "#ea580c", "#2563eb", "#c026d3",
@@ -161,7 +161,7 @@ def group_series(series: Mapping[str, tuple[str, Points]]) -> list[tuple[str, st
     """
     groups: dict[str, tuple[str, list[tuple[str, str, Points]]]] = {}
     for key, (unit, points) in series.items():
-        name, labels = parse_key(key)
+        name, labels = parse_series_key(key)
         label = ",".join(f"cpu{v}" if k == "cpu" else v for k, v in sorted(labels.items())) if labels else "total"
         groups.setdefault(name, (unit, []))[1].append((label, key, points))
     order = {n: i for i, n in enumerate(NAME_ORDER)}
