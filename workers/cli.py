@@ -19,6 +19,7 @@ import time
 from typing import Any, Callable, Sequence
 
 from perfmesh.errors import ConfigError, PerfmeshError
+from perfmesh.model.address import check_host_name
 from perfmesh.views.render import format_command_result, format_event, format_status
 
 EVENT_TYPES = ("metric", "violation", "bottleneck", "command", "host", "gap")
@@ -79,10 +80,10 @@ def _port(text: str) -> int:
 
 
 def _host_name(text: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", text):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a valid host name (letters, digits, '_', '.', '-'; at most 128)")
-    return text
+    try:
+        return check_host_name(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_budget(text: str) -> tuple[str, float]:

@@ -33,9 +33,9 @@ from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import CollectorRegistry
 
+from perfmesh.model.address import parse_listen
 from perfmesh.model.serieskey import parse_series_key
 from perfmesh.rules.alerting import BurnTracker, BurnRateConfig
-from perfmesh.errors import ConfigError
 
 PREFIX = "perfmesh_"
 RESERVED = ("perfmesh_aggregator_", "perfmesh_budget_", "perfmesh_host_")
@@ -47,15 +47,6 @@ def metric_name(series_name: str) -> str | None:
     """``perfmesh_<name>`` with invalid characters as ``_``; None when it would shadow ours."""
     name = PREFIX + _BAD.sub("_", series_name)
     return None if name.startswith(RESERVED) else name
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """``ADDR:PORT`` or ``[v6]:PORT`` -> (addr, port)."""
-    host, sep, port = text.rpartition(":")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"metrics listen address {text!r} is invalid; expected ADDR:PORT, e.g. 127.0.0.1:9790")
-    return host, int(port)
 
 
 class SnapshotCollector:
@@ -233,7 +224,7 @@ class MetricsExporter:
 
     def __init__(self, listen: str, limits_for: Callable[[str], Mapping[str, float]],
                  burn: BurnRateConfig | None = None) -> None:
-        addr, port = parse_listen(listen)
+        addr, port = parse_listen(listen, what="metrics listen address")
         self.collector = SnapshotCollector(limits_for, burn)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)   # type: ignore[arg-type]

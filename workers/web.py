@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import zmq
 
+from perfmesh.model.address import DEFAULT_HOST, is_host_name, parse_listen
 from perfmesh.views.dashboard import FleetModel
 from perfmesh.errors import ConfigError, PerfmeshError
 
@@ -36,7 +37,6 @@ log = logging.getLogger("perfmesh.web")
 
 ASSETS = {"app.js": "text/javascript; charset=utf-8", "chart.js": "text/javascript; charset=utf-8",
           "style.css": "text/css; charset=utf-8", "favicon.svg": "image/svg+xml"}
-HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*(\{[A-Za-z0-9_.,=:/-]*\})?")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -51,11 +51,11 @@ def asset(name: str) -> bytes:
     return resources.files("workers").joinpath("web_assets", name).read_bytes()
 
 
-def parse_listen(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"--listen {text!r}: expected ADDR:PORT, e.g. 127.0.0.1:7780")
-    return host.strip("[]") or "127.0.0.1", int(port)
+def parse_web_listen(text: str) -> tuple[str, int]:
+    """``--listen``: ``ADDR:PORT`` (``:PORT`` means the loopback address)."""
+    if isinstance(text, str) and text.startswith(":"):
+        text = DEFAULT_HOST + text
+    return parse_listen(text, what="--listen", example="127.0.0.1:7780")
 
 
 class WebApp:
@@ -151,7 +151,7 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(200, app.page(None), "text/html; charset=utf-8")
             elif path.startswith("/host/"):
                 host = unquote(path[len("/host/"):])
-                if not HOST_RE.fullmatch(host):
+                if not is_host_name(host):
                     return self._error(404, "no such host")
                 self._send(200, app.page(host), "text/html; charset=utf-8")
             elif path.startswith("/static/") and path[len("/static/"):] in ASSETS:
@@ -182,7 +182,7 @@ class Handler(BaseHTTPRequestHandler):
             since_s = float(query.get("since_s", ["3600"])[0])
         except ValueError:
             since_s = math.nan
-        if not HOST_RE.fullmatch(host) or not KEY_RE.fullmatch(key) or not 0 < since_s <= 30 * 86400:
+        if not is_host_name(host) or not KEY_RE.fullmatch(key) or not 0 < since_s <= 30 * 86400:
             return self._error(400, "history needs host, key and 0 < since_s <= 2592000")
         try:
             samples = self.app.call("history", host, key, time.time() - since_s)
@@ -236,7 +236,7 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             return self._error(400, "command body is not JSON")
         host, strategy, params = body.get("host"), body.get("strategy"), body.get("params", {})
-        if not isinstance(host, str) or not HOST_RE.fullmatch(host) or not isinstance(strategy, str) \
+        if not isinstance(host, str) or not is_host_name(host) or not isinstance(strategy, str) \
                 or not isinstance(params, dict):
             return self._error(400, "command needs host, strategy and params (an object)")
         try:
@@ -260,7 +260,7 @@ def _sse(event: str, data: Any) -> bytes:
 
 
 def make_server(app: WebApp, listen: str) -> ThreadingHTTPServer:
-    host, port = parse_listen(listen)
+    host, port = parse_web_listen(listen)
     handler = type("BoundHandler", (Handler,), {"app": app})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True

@@ -21,6 +21,7 @@ from ..rules.alerting import AlertRule, BurnRateConfig, HostSelector
 from ..rules.analysis import BOTTLENECK_KINDS
 from ..rules.budget import DEFAULT_BUDGETS
 from ..errors import ConfigError
+from ..model.address import HOST_NAME_RE, HOST_NAME_RULE, parse_connect, parse_listen
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -28,11 +29,8 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 CONFIG_VERSION = 1
-_HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.:]{0,127}(\{.*\})?\Z")
 _STRATEGY_RE = re.compile(r"[a-z0-9_.-]{1,64}\Z")
-_LISTEN_RE = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})\Z")
-_CONNECT_RE = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(:\d{1,5})?\Z")
 _URL_RE = re.compile(r"https?://[^\s/]+(/\S*)?\Z")
 AGENT_KINDS = ("cpu", "memory", "io")
 
@@ -96,11 +94,17 @@ def _matching(regex: re.Pattern, what: str) -> Check:
     return check
 
 
-def _listen(v: Any) -> str | None:
-    m = _LISTEN_RE.match(v) if isinstance(v, str) else None
-    if m and 1 <= int(m.group(2)) <= 65535:
+def _parses(parser: Callable[[str], Any], what: str) -> Check:
+    def check(v: Any) -> str | None:
+        try:
+            parser(v)
+        except ConfigError:
+            return f"expected {what}"
         return None
-    return "expected ADDR:PORT, e.g. 127.0.0.1:9790"
+    return check
+
+
+_listen = _parses(parse_listen, "ADDR:PORT, e.g. 127.0.0.1:9790")
 
 
 def _one_of(choices: tuple[str, ...]) -> Check:
@@ -190,8 +194,8 @@ AGGREGATOR_FIELDS: dict[str, Check] = {
     "metrics_listen": _listen,
 }
 AGENT_FIELDS: dict[str, Check] = {
-    "connect": _matching(_CONNECT_RE, "HOST[:BASE_PORT], e.g. 10.0.0.5:7700"),
-    "name": _matching(_HOST_RE, "a host name (letters, digits, '_', '.', '-'; at most 128)"),
+    "connect": _parses(parse_connect, "HOST[:BASE_PORT], e.g. 10.0.0.5:7700"),
+    "name": _matching(HOST_NAME_RE, HOST_NAME_RULE),
     "interval_s": _number(0, above=True),
     "heartbeat_s": _number(0, above=True),
     "key": _string,
