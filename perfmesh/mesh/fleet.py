@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..rules.analysis import Bottleneck, detect_bottlenecks, overall_health
+from ..rules.analysis import BOTTLENECK_CATEGORIES, Bottleneck, detect_bottlenecks, overall_health
 from ..protocol.batch import BatchSchema, SchemaCache, decode_batch
 from ..rules.budget import DEFAULT_BUDGETS, BudgetViolation, PerformanceBudget
 from .commands import CommandTracker, PendingCommand
@@ -25,8 +25,6 @@ from ..protocol.wire import Envelope
 
 EVENT_TYPES = ("metric", "violation", "bottleneck", "command", "host", "gap")
 REGISTER_KEYS = ("cpu_count", "memory_total_bytes", "platform", "python", "interval_s", "strategies", "commands")
-_BOTTLENECK_CATEGORY = {"cpu_bound": "cpu", "memory_pressure": "memory", "swap_thrashing": "memory",
-                        "io_wait": "cpu", "disk_saturation": "io", "network_saturation": "network"}
 NO_EVENTS: tuple = ()
 
 
@@ -378,7 +376,7 @@ class Fleet:
         host.analysed_batches = host.counters["batches"]
         before = {b.kind for b in host.bottlenecks}
         host.bottlenecks = detect_bottlenecks(self.latest(host))
-        return [Event("bottleneck", host.name, {**b.to_dict(), "timestamp": now}, _BOTTLENECK_CATEGORY[b.kind])
+        return [Event("bottleneck", host.name, {**b.to_dict(), "timestamp": now}, BOTTLENECK_CATEGORIES[b.kind])
                 for b in host.bottlenecks if b.kind not in before]
 
     def _auto_optimize(self, host: HostState, now: float) -> PendingCommand | None:

@@ -28,12 +28,11 @@ from typing import Any, Callable, Iterable, Mapping
 
 from ..errors import ConfigError
 from ..model.serieskey import parse_series_key
+from .analysis import BOTTLENECK_CATEGORIES
 
 SEVERITIES = ("warning", "critical")
 _RANK = {None: 0, "warning": 1, "critical": 2}
 DEFAULT_STALE_S = 300.0
-BOTTLENECK_CATEGORIES = {"cpu_bound": "cpu", "memory_pressure": "memory", "swap_thrashing": "memory",
-                         "io_wait": "io", "disk_saturation": "io", "network_saturation": "network"}
 
 
 # ------------------------------------------------------------------ selectors
