@@ -50,7 +50,8 @@ from typing import Any, Callable, Iterable, Mapping
 from .appmetrics import ApplicationMetrics, TrackedContext
 from ..rules.analysis import Bottleneck, detect_bottlenecks, optimization_potential, overall_health, recommendations
 from ..rules.baseline import BaselineTracker
-from ..rules.budget import BudgetViolation, PerformanceBudget
+from ..rules.budget import BudgetViolation
+from .budget import PerformanceBudget
 from ..collect.collection import MetricsCollector
 from ..errors import ConfigError, InvalidParameterError
 from ..model.metric import PerformanceMetric, PerformanceProfile, is_finite_number

@@ -7,8 +7,12 @@ limit), otherwise ``'warning'``; for a limit of 0 every violation is critical.
 
 :meth:`PerformanceBudget.check_budget_violation` is on the aggregator's hot path, called for
 every budgeted sample. Its within-budget path is one dict lookup, a finiteness check, four
-attribute updates and one comparison; it reads the clock only when it has to (a violation, or an
+attribute updates and one comparison; it needs the time only when it has to (a violation, or an
 alert handler watching the metric).
+
+Pure: nothing here reads the wall clock. The time is the ``now`` passed in, or else the injected
+``clock``; the in-process class :class:`perfmesh.inproc.budget.PerformanceBudget` (what
+``from perfmesh import PerformanceBudget`` gives) injects :func:`time.time`.
 
 The class is not thread-safe: one owner (the aggregator loop, or the manager under its lock)
 feeds it samples.
@@ -18,7 +22,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable, Mapping
 
@@ -170,11 +173,12 @@ class PerformanceBudget:
     """Limits per metric name, checked sample by sample.
 
     ``limits`` defaults to :data:`DEFAULT_BUDGETS`; pass ``{}`` for no budgets. ``clock`` gives
-    the timestamp when ``now`` is not passed to :meth:`check_budget_violation`.
+    the timestamp when ``now`` is not passed to :meth:`check_budget_violation`; without a clock,
+    a check that needs the time and was not given ``now`` raises ConfigError.
     """
 
     def __init__(self, limits: Mapping[str, float] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] | None = None) -> None:
         self._clock = clock
         self._budgets: dict[str, _Budget] = {}
         self._handlers: dict[int, _Handler] = {}
@@ -243,13 +247,19 @@ class PerformanceBudget:
             return None
         budget.violations += 1
         if now is None:
-            now = self._clock()
+            now = self._now()
         limit = budget.limit
         violation = BudgetViolation(name, value, limit, budget.severity(value), value - limit,
                                     _percent(value - limit, limit), now)
         if budget.routes:
             self._alert(name, budget, value, violation.severity, now)
         return violation
+
+    def _now(self) -> float:
+        if self._clock is None:
+            raise ConfigError("this budget has no clock; expected now= (the sample's time) "
+                              "or PerformanceBudget(clock=...)")
+        return self._clock()
 
     # -- alerts ---------------------------------------------------------------------------
 
@@ -334,7 +344,7 @@ class PerformanceBudget:
                 if severity is None and value < clear_level:
                     event_state = "resolved"
                 elif handler.repeat_interval_s is not None:
-                    now = self._clock() if now is None else now
+                    now = self._now() if now is None else now
                     if now - state.last_fired >= handler.repeat_interval_s:
                         state.repeats += 1
                         event_state = "firing"
@@ -342,7 +352,7 @@ class PerformanceBudget:
                 state.pending = 0
                 state.severity = "warning"
             if event_state is not None:
-                now = self._clock() if now is None else now
+                now = self._now() if now is None else now
                 self._emit(handler, state, name, budget, value, event_state, now)
 
     def _emit(self, handler: _Handler, state: _AlertState, name: str, budget: _Budget,
