@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterable
 
 from perfmesh.model.serieskey import parse_series_key
 from perfmesh.rules.alerting import Alert, AlertEngine
+from perfmesh.protocol import kinds
 
 log = logging.getLogger("perfmesh.alerts")
 RETRYABLE_STATUS = {408, 429}
@@ -196,7 +197,7 @@ class AlertmanagerTarget:
                 old = self.active.pop((a.name, a.host, a.metric, a.previous_severity), None)
                 if old is not None:
                     items.append(am_alert(old, now))
-            if a.state == "resolved":
+            if a.state == kinds.RESOLVED:
                 self.active.pop(a.fingerprint, None)
                 items.append(am_alert(a, a.timestamp))
             else:
@@ -229,7 +230,7 @@ class AlertSink:
 
     # -- on the loop thread: filter and enqueue only
     def on_events(self, events: list[Any], now: float) -> None:
-        wanted = [e for e in events if e.type == "violation"]
+        wanted = [e for e in events if e.type == kinds.EVENT_VIOLATION]
         if wanted:
             self._put(("events", wanted, now))
 

@@ -34,6 +34,7 @@ from perfmesh.protocol.batch import BatchEncoder
 from perfmesh.errors import ConfigError
 from perfmesh.model.metric import PerformanceMetric
 from perfmesh.optimize.engine import OptimizationEngine
+from perfmesh.protocol import kinds
 
 from .agent import Agent, AgentConfig
 from .loop import Loop
@@ -179,7 +180,7 @@ class AppAgent:
             return
         body = self._encoder.encode(CATEGORY, now, metrics)
         try:
-            self._pub.send_multipart([wire.topic("batch", CATEGORY), wire.pack(body)], zmq.NOBLOCK)
+            self._pub.send_multipart([wire.topic(kinds.BATCH, CATEGORY), wire.pack(body)], zmq.NOBLOCK)
             self.batches_published += 1
         except zmq.Again:  # pragma: no cover - inproc with a 100-message buffer
             log.warning("mesh agent %s: local queue full; batch dropped", self.name)

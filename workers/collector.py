@@ -16,6 +16,7 @@ import zmq
 from perfmesh.protocol import wire
 from perfmesh.protocol.batch import BatchEncoder
 from perfmesh.collect.collection import MetricsCollector
+from perfmesh.protocol.kinds import BATCH
 
 from .transport import make_socket
 
@@ -44,7 +45,7 @@ def run(kind: str, url: str, interval_s: float, parent_pid: int) -> None:
     collector = MetricsCollector(interval=interval_s, history_size=1)
     kinds = COLLECTOR_KINDS[kind]
     encoders: dict[str, BatchEncoder] = {}
-    topic = wire.topic("batch", kind)
+    topic = wire.topic(BATCH, kind)
     next_due = time.monotonic()
     try:
         while not stopping.is_set() and os.getppid() == parent_pid:

@@ -36,6 +36,7 @@ from prometheus_client.registry import CollectorRegistry
 from perfmesh.model.address import parse_listen
 from perfmesh.model.serieskey import parse_series_key
 from perfmesh.rules.alerting import BurnTracker, BurnRateConfig
+from perfmesh.protocol import kinds
 
 PREFIX = "perfmesh_"
 RESERVED = ("perfmesh_aggregator_", "perfmesh_budget_", "perfmesh_host_")
@@ -81,7 +82,7 @@ class SnapshotCollector:
     def count_events(self, events: list[Any]) -> None:
         with self._lock:
             for ev in events:
-                if ev.type == "violation" and ev.body.get("state") == "firing":
+                if ev.type == kinds.EVENT_VIOLATION and ev.body.get("state") == kinds.FIRING:
                     key = (ev.host, str(ev.body.get("metric")), str(ev.body.get("severity")))
                     self._violations[key] = self._violations.get(key, 0) + 1
 
@@ -237,7 +238,7 @@ class MetricsExporter:
         self._thread.start()
 
     def on_events(self, events: list[Any], now: float) -> None:
-        if any(ev.type == "violation" for ev in events):
+        if any(ev.type == kinds.EVENT_VIOLATION for ev in events):
             self.collector.count_events(events)
 
     def on_snapshot(self, snapshot: dict[str, Any], now: float) -> None:

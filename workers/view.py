@@ -25,6 +25,7 @@ from rich.text import Text
 from perfmesh.views.dashboard import (FleetModel, HostDetail, HostRow, TopState, bar, compact_bytes, level, parse_keys,
                                 sparkline)
 from perfmesh.views.render import format_value
+from perfmesh.protocol import kinds
 
 from .feed import Feed
 from .transport import Endpoint
@@ -246,12 +247,12 @@ def detail_view(d: HostDetail, width: int, height: int) -> Group:
     merged.sort(key=lambda x: x[0] if isinstance(x[0], (int, float)) else 0, reverse=True)
     for ts, kind, ev in merged[:max(3, height - 16 - (len(d.per_cpu) + 1) // 3)]:
         if kind == "v":
-            resolved = ev.get("state") == "resolved"
+            resolved = ev.get("state") == kinds.RESOLVED
             style = "green" if resolved else ("bold red" if ev.get("severity") == "critical" else "yellow")
             msg = Text(f"{'resolved' if resolved else ev.get('severity', 'violation')} {ev.get('metric')} "
                        f"= {format_value(ev.get('value'))} (limit {format_value(ev.get('limit'))})", style=style)
         else:
-            ok = ev.get("status") == "success"
+            ok = ev.get("status") == kinds.STATUS_SUCCESS
             msg = Text(f"command {ev.get('strategy')} → {ev.get('status')}"
                        + (f" ({ev['operator']})" if ev.get("operator") else "")
                        + (f": {ev['error']}" if ev.get("error") else ""), style="green" if ok else "red")

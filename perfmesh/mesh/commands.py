@@ -6,7 +6,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-TERMINAL_STATUSES = ("success", "failed", "refused", "timeout", "unknown_outcome", "busy")
+from ..protocol import kinds
+
+TERMINAL_STATUSES = kinds.COMMAND_STATUSES
 
 
 @dataclass

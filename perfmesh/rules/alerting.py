@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from ..errors import ConfigError
 from ..model.serieskey import parse_series_key
+from ..protocol import kinds
 from .analysis import BOTTLENECK_CATEGORIES
 
 SEVERITIES = ("warning", "critical")
@@ -199,16 +200,16 @@ class RuleEvaluator:
                 return []
             st.firing, st.started, st.repeats = True, st.since, 0
             st.severity = level   # the level of the sample that fires it
-            return [self._alert(host, key, st, "firing", value, ts)]
+            return [self._alert(host, key, st, kinds.FIRING, value, ts)]
         clear = rule.clear
         if (level is None and clear is None) or (clear is not None and value < clear):
             return [self._resolve(host, key, st, value, ts)]
         if level is not None and level != st.severity:
             previous, st.severity, st.repeats = st.severity, level, 0
-            return [self._alert(host, key, st, "firing", value, ts, previous)]
+            return [self._alert(host, key, st, kinds.FIRING, value, ts, previous)]
         if rule.repeat_s is not None and ts - st.last_sent >= rule.repeat_s:
             st.repeats += 1
-            return [self._alert(host, key, st, "firing", value, ts)]
+            return [self._alert(host, key, st, kinds.FIRING, value, ts)]
         return []
 
     def expire(self, now: float) -> list[Alert]:
@@ -222,14 +223,14 @@ class RuleEvaluator:
         return out
 
     def _resolve(self, host: str, key: str, st: _State, value: float | None, ts: float) -> Alert:
-        alert = self._alert(host, key, st, "resolved", value, ts)
+        alert = self._alert(host, key, st, kinds.RESOLVED, value, ts)
         st.firing, st.pending, st.severity, st.repeats = False, 0, None, 0
         return alert
 
     def _alert(self, host: str, key: str, st: _State, state: str, value: float | None,
                ts: float, previous: str | None = None) -> Alert:
         severity = st.severity or "warning"
-        if state == "firing":
+        if state == kinds.FIRING:
             st.last_sent = ts
         name, labels = parse_series_key(key)
         summary = self.rule.summary or f"{key} on {host} over {severity} level"
@@ -363,14 +364,14 @@ class AlertEngine:
                 seen.add(pair)
                 if pair in self._bottlenecks:
                     continue
-                alert = Alert("bottleneck", pair[0], pair[1], _severity(b.get("severity")), "firing",
+                alert = Alert("bottleneck", pair[0], pair[1], _severity(b.get("severity")), kinds.FIRING,
                               None, None, BOTTLENECK_CATEGORIES.get(pair[1], "-"), now, now, "bottleneck",
                               summary=str(b.get("description") or f"{pair[1]} on {pair[0]}"))
                 self._bottlenecks[pair] = alert
                 out.append(alert)
         for pair in [p for p in self._bottlenecks if p not in seen]:
             alert = self._bottlenecks.pop(pair)
-            out.append(Alert(**{**alert.to_dict(), "state": "resolved", "timestamp": now}))
+            out.append(Alert(**{**alert.to_dict(), "state": kinds.RESOLVED, "timestamp": now}))
         return out
 
     def observe_events(self, events: Iterable[Any], now: float) -> list[Alert]:
@@ -379,17 +380,17 @@ class AlertEngine:
         if not self.violations:
             return out
         for ev in events:
-            if ev.type != "violation":
+            if ev.type != kinds.EVENT_VIOLATION:
                 continue
             body = ev.body
             metric = str(body.get("metric"))
             pair = (ev.host, metric)
-            state = "resolved" if body.get("state") == "resolved" else "firing"
+            state = kinds.RESOLVED if body.get("state") == kinds.RESOLVED else kinds.FIRING
             ts = _number(body.get("timestamp")) or now
             previous = None
             started = self._violation_start.setdefault(pair, ts)
             severity = _severity(body.get("severity"))
-            if state == "resolved":
+            if state == kinds.RESOLVED:
                 del self._violation_start[pair]
                 self._violation_severity.pop(pair, None)
             else:

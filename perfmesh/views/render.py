@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from ..model.serieskey import series_key
+from ..protocol import kinds
 
 
 def _clock(ts: Any) -> str:
@@ -30,21 +31,21 @@ def format_value(value: Any, unit: str = "") -> str:
 def format_event(ev: dict[str, Any]) -> str:
     """One readable line per stream event."""
     kind, host, when = ev.get("type", "?"), ev.get("host", "?"), _clock(ev.get("timestamp"))
-    if kind == "metric":
+    if kind == kinds.EVENT_METRIC:
         return (f"{when} {host:<16} {ev.get('category', ''):<8} "
                 f"{series_key(str(ev.get('name', '')), ev.get('labels'))} = {format_value(ev.get('value'), ev.get('unit', ''))}")
-    if kind == "violation":
+    if kind == kinds.EVENT_VIOLATION:
         return (f"{when} {host:<16} VIOLATION {ev.get('state', 'firing')} {ev.get('severity', '')} "
                 f"{ev.get('metric')} = {format_value(ev.get('value'))} (limit {format_value(ev.get('limit'))})")
-    if kind == "bottleneck":
+    if kind == kinds.EVENT_BOTTLENECK:
         strategy = ev.get("recommended_strategy")
         return (f"{when} {host:<16} BOTTLENECK {ev.get('kind')} ({ev.get('severity')})"
                 + (f", try {strategy}" if strategy else ""))
-    if kind == "host":
+    if kind == kinds.EVENT_HOST:
         return f"{when} {host:<16} host {ev.get('state')}"
-    if kind == "gap":
+    if kind == kinds.EVENT_GAP:
         return f"{when} {host:<16} GAP {ev.get('missing')} batches (seq {ev.get('first_seq')}..{ev.get('last_seq')})"
-    if kind == "command":
+    if kind == kinds.EVENT_COMMAND:
         err = f": {ev['error']}" if ev.get("error") else ""
         return f"{when} {host:<16} command {ev.get('strategy')} {ev.get('status')}{err}"
     return f"{when} {host:<16} {kind} {ev}"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from ..model.serieskey import parse_series_key
+from ..protocol import kinds
 from .render import format_value
 
 PALETTE = ("#0284c7", "#7c3aed", "#db2777", "#d97706", "#059669", "#ea580c", "#2563eb", "#c026d3",
@@ -232,7 +233,7 @@ def build_report(host: str, status: Mapping[str, Any] | None, series: Mapping[st
     violations = [v for v in st.get("recent_violations", []) if isinstance(v, dict)]
     active = [v for v in st.get("budget_violations", []) if isinstance(v, dict)]
     viol_html = "".join(
-        f'<tr class="{"ok" if v.get("state") == "resolved" else "bad" if v.get("severity") == "critical" else "warn"}">'
+        f'<tr class="{"ok" if v.get("state") == kinds.RESOLVED else "bad" if v.get("severity") == "critical" else "warn"}">'
         f'<td>{esc(_when(v.get("timestamp")))}</td><td>{esc(v.get("state", "firing"))}</td><td>{esc(v.get("severity", ""))}</td>'
         f'<td>{esc(v.get("metric"))}</td><td class="num">{esc(format_value(v.get("value")))}</td>'
         f'<td class="num">{esc(format_value(v.get("limit")))}</td></tr>'
@@ -256,7 +257,7 @@ def build_report(host: str, status: Mapping[str, Any] | None, series: Mapping[st
         change = ", ".join(f"{k}: {format_value(before[k])} → {format_value(after.get(k))}" for k in sorted(before)) or "–"
         dur = inner.get("duration_ms")
         cmd_rows.append(
-            f'<tr class="{"ok" if c.get("status") == "success" else "bad"}"><td>{esc(_when(c.get("timestamp")))}</td>'
+            f'<tr class="{"ok" if c.get("status") == kinds.STATUS_SUCCESS else "bad"}"><td>{esc(_when(c.get("timestamp")))}</td>'
             f'<td><code>{esc(c.get("strategy"))}</code></td><td>{esc(c.get("status"))}'
             + (f': {esc(c.get("error"))}' if c.get("error") else "") + "</td>"
             f'<td>{esc(inner.get("verdict", "–"))}</td><td>{esc(change)}</td><td>{esc(effect_text)}</td>'
