@@ -25,6 +25,7 @@ from perfmesh.store.audit import AuditLog
 from perfmesh.errors import InvalidParameterError, PerfmeshError, UnknownStrategyError, WireError
 from perfmesh.optimize.engine import OptimizationEngine
 from perfmesh.store.spool import Spool
+from perfmesh.protocol import kinds
 
 from .loop import Loop, RateLimitedLog
 from .supervisor import Supervisor
@@ -69,10 +70,10 @@ class CommandRunner:
         with self.busy:
             try:
                 result = self.engine.apply_optimization(strategy, params).to_dict()
-                body = {"id": cmd_id, "status": "success" if result.get("success") else "failed",
+                body = {"id": cmd_id, "status": kinds.STATUS_SUCCESS if result.get("success") else kinds.STATUS_FAILED,
                         "result": result, "error": result.get("error")}
             except PerfmeshError as exc:
-                body = {"id": cmd_id, "status": "refused", "result": None, "error": str(exc)}
+                body = {"id": cmd_id, "status": kinds.STATUS_REFUSED, "result": None, "error": str(exc)}
             self.queue.append(body)
             wake = self.ctx.socket(zmq.PUSH)
             wake.setsockopt(zmq.LINGER, 1000)
@@ -144,7 +145,7 @@ class Agent:
             self.warn.warning("control_full", "control queue to the aggregator is full; message dropped")
 
     def register(self) -> None:
-        self._send_control("register", {
+        self._send_control(kinds.REGISTER, {
             "cpu_count": os.cpu_count() or 1,
             "memory_total_bytes": _memory_total_bytes(),
             "platform": platform.platform(), "python": platform.python_version(),
@@ -166,9 +167,9 @@ class Agent:
                 self.warn.warning("local", f"bad frame from a collector: {exc}")
                 continue
             self.seq += 1
-            frame = wire.encode("metrics", self.config.name, self.boot, self.seq, time.time(), body)
+            frame = wire.encode(kinds.METRICS, self.config.name, self.boot, self.seq, time.time(), body)
             self.spool.append(self.seq, frame)
-            self.pub.send_multipart([wire.topic("metric", self.config.name), frame])
+            self.pub.send_multipart([wire.topic(kinds.EVENT_METRIC, self.config.name), frame])
             self.counters["batches_forwarded"] += 1
 
     def on_control(self) -> None:
@@ -184,13 +185,13 @@ class Agent:
                 self.register()
             try:
                 env = wire.decode(frame)
-                if env.kind == "command":
+                if env.kind == kinds.COMMAND:
                     self.on_command(env.body)
-                elif env.kind == "backfill":
+                elif env.kind == kinds.BACKFILL:
                     self.on_backfill(env.body)
-                elif env.kind == "reply" and isinstance(env.body, dict) and env.body.get("register"):
+                elif env.kind == kinds.REPLY and isinstance(env.body, dict) and env.body.get("register"):
                     self.register()
-                elif env.kind not in ("heartbeat", "reply", "backfill"):
+                elif env.kind not in (kinds.HEARTBEAT, kinds.REPLY, kinds.BACKFILL):
                     raise WireError("bad_kind", f"the aggregator sends commands, heartbeats and replies, "
                                                 f"not {env.kind!r}")
             except WireError as exc:
@@ -214,7 +215,7 @@ class Agent:
                     return
             self.counters["batches_backfilled"] += len(found)
         for a, b in missing:
-            self._send_control("reply", {"backfill_missing": [a, b], "boot": body.get("boot")})
+            self._send_control(kinds.REPLY, {"backfill_missing": [a, b], "boot": body.get("boot")})
 
     def on_command(self, body: Any) -> None:
         if not isinstance(body, dict) or type(body.get("id")) is not str or len(body["id"]) > 128:
@@ -224,12 +225,12 @@ class Agent:
                            "strategy": body.get("strategy"), "params": body.get("params")})
         if cmd_id in self.done:
             self.audit.append({"time": time.time(), "event": "replay", "id": cmd_id})
-            self._send_control("result", {**self.done[cmd_id], "replayed": True})
+            self._send_control(kinds.RESULT, {**self.done[cmd_id], "replayed": True})
             return
         refusal = self._refusal(body)
         if refusal is not None:
             self.counters["commands_refused"] += 1
-            self._finish({"id": cmd_id, "status": "refused", "result": None, "error": refusal})
+            self._finish({"id": cmd_id, "status": kinds.STATUS_REFUSED, "result": None, "error": refusal})
             return
         self.counters["commands_run"] += 1
         self.runner.submit(cmd_id, body["strategy"], body.get("params") or {})   # validated: a map or none
@@ -270,7 +271,7 @@ class Agent:
         self._remember(body)
         self.audit.append({"time": time.time(), "event": "result", "id": body["id"],
                            "outcome": body.get("status"), "result": body})
-        self._send_control("result", body)
+        self._send_control(kinds.RESULT, body)
 
     def on_heartbeat(self) -> None:
         if time.monotonic() - self.last_from_aggregator > 3 * self.config.heartbeat_s:
@@ -278,7 +279,7 @@ class Agent:
                 log.warning("no word from the aggregator at %s for %.0fs", self.config.endpoint,
                             3 * self.config.heartbeat_s)
             self.aggregator_alive = False
-        self._send_control("heartbeat", {"collectors": self.supervisor.info(),
+        self._send_control(kinds.HEARTBEAT, {"collectors": self.supervisor.info(),
                                          "seq": self.seq, "counters": dict(self.counters)})
 
     # ------------------------------------------------------------------ run

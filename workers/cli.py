@@ -21,8 +21,9 @@ from typing import Any, Callable, Sequence
 from perfmesh.errors import ConfigError, PerfmeshError
 from perfmesh.model.address import check_host_name
 from perfmesh.views.render import format_command_result, format_event, format_status
+from perfmesh.protocol import kinds
 
-EVENT_TYPES = ("metric", "violation", "bottleneck", "command", "host", "gap")
+EVENT_TYPES = kinds.EVENT_TYPES
 CATEGORY_CHOICES = ("cpu", "memory", "io", "network", "application")
 DEFAULT_CONNECT = "127.0.0.1:7700"
 
@@ -432,7 +433,7 @@ def cmd_command(args: argparse.Namespace, out=sys.stdout) -> int:
         result.setdefault("host", args.host)
         result.setdefault("strategy", args.strategy)
         out.write((json.dumps(result, sort_keys=True) if args.json else format_command_result(result)) + "\n")
-        return 0 if result.get("status") == "success" else 1
+        return 0 if result.get("status") == kinds.STATUS_SUCCESS else 1
     return _with_api(args, run)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from ..model.serieskey import parse_series_key, series_key
+from ..protocol import kinds
 
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
 SORT_KEYS = ("name", "cpu", "memory", "load", "disk", "net", "health")
@@ -192,29 +193,29 @@ class FleetModel:
         kind, name = ev.get("type"), ev.get("host")
         if not isinstance(name, str) or not name:
             return False
-        if kind == "metric":
+        if kind == kinds.EVENT_METRIC:
             return self._metric(name, ev)
         view = self.host(name)
-        if kind == "violation":
+        if kind == kinds.EVENT_VIOLATION:
             metric = str(ev.get("metric", "?"))
-            if ev.get("state") == "resolved":
+            if ev.get("state") == kinds.RESOLVED:
                 view.active_violations.pop(metric, None)
             else:
                 view.active_violations[metric] = dict(ev)
             view.recent_violations.append(dict(ev))
-        elif kind == "bottleneck":
+        elif kind == kinds.EVENT_BOTTLENECK:
             view.bottlenecks = [b for b in view.bottlenecks if b.get("kind") != ev.get("kind")] + [dict(ev)]
-        elif kind == "command":
+        elif kind == kinds.EVENT_COMMAND:
             view.commands.append(dict(ev))
-        elif kind == "host":
+        elif kind == kinds.EVENT_HOST:
             state = ev.get("state")
-            if state == "down":
+            if state == kinds.HOST_DOWN:
                 view.alive = False
-            elif state in ("up", "registered"):
+            elif state in (kinds.HOST_UP, kinds.HOST_REGISTERED):
                 view.alive = True
                 if isinstance(ev.get("info"), dict):
                     view.info = dict(ev["info"])
-        elif kind != "gap":
+        elif kind != kinds.EVENT_GAP:
             return False
         self.version += 1
         return True
