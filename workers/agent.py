@@ -23,6 +23,7 @@ import zmq
 from perfmesh.protocol import wire
 from perfmesh.store.audit import AuditLog
 from perfmesh.errors import InvalidParameterError, PerfmeshError, UnknownStrategyError, WireError
+from perfmesh.config.schema import AGENT_DEFAULTS, AGENT_KINDS
 from perfmesh.optimize.engine import OptimizationEngine
 from perfmesh.store.spool import Spool
 from perfmesh.protocol import kinds
@@ -42,9 +43,9 @@ BATCHES_PER_TICK = 4          # cpu, memory, disk, network
 class AgentConfig:
     endpoint: Endpoint = field(default_factory=Endpoint)
     name: str = field(default_factory=socket.gethostname)
-    interval_s: float = 1.0
-    heartbeat_s: float = 1.0
-    kinds: tuple[str, ...] = ("cpu", "memory", "io")
+    interval_s: float = AGENT_DEFAULTS["interval_s"]
+    heartbeat_s: float = AGENT_DEFAULTS["heartbeat_s"]
+    kinds: tuple[str, ...] = AGENT_KINDS
     commands: bool = True
     allow: tuple[str, ...] | None = None       # None: every registered strategy
     state_dir: Path | None = None              # None: default_state_dir("agent-NAME")

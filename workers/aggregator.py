@@ -15,6 +15,7 @@ import zmq
 from perfmesh.protocol import wire
 from perfmesh.store.audit import AuditLog
 from perfmesh.errors import ConfigError, WireError
+from perfmesh.config.schema import AGGREGATOR_DEFAULTS
 from perfmesh.mesh.fleet import Event, Fleet, FleetConfig
 from perfmesh.protocol import kinds
 
@@ -51,7 +52,7 @@ class AggregatorConfig:
     endpoint: Endpoint = field(default_factory=Endpoint)
     fleet: FleetConfig = field(default_factory=FleetConfig)
     stream_hwm: int = 100_000
-    snapshot_interval_s: float = 1.0
+    snapshot_interval_s: float = AGGREGATOR_DEFAULTS["snapshot_interval_s"]
     keys_dir: Path | None = None
     insecure: bool = False
     data_dir: Path = field(default_factory=lambda: default_state_dir("aggregator"))

@@ -19,13 +19,12 @@ import time
 from typing import Any, Callable, Sequence
 
 from perfmesh.errors import ConfigError, PerfmeshError
-from perfmesh.model.address import check_host_name
+from perfmesh.model.address import DEFAULT_BASE_PORT, DEFAULT_CONNECT, DEFAULT_HOST, MAX_BASE_PORT, check_host_name
 from perfmesh.views.render import format_command_result, format_event, format_status
 from perfmesh.protocol import kinds
 
 EVENT_TYPES = kinds.EVENT_TYPES
 CATEGORY_CHOICES = ("cpu", "memory", "io", "network", "application")
-DEFAULT_CONNECT = "127.0.0.1:7700"
 
 
 class CliError(PerfmeshError):
@@ -75,8 +74,8 @@ def _positive_int(text: str) -> int:
 
 
 def _port(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65531:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a port number from 1 to 65531")
+    if not text.isdigit() or not 1 <= int(text) <= MAX_BASE_PORT:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a port number from 1 to {MAX_BASE_PORT}")
     return int(text)
 
 
@@ -136,15 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("aggregator", help="run the central aggregator")
     a.add_argument("--config", default=None, metavar="FILE", help="perfmesh.toml; flags override it")
-    a.add_argument("--bind", default="127.0.0.1", metavar="ADDR", action=_Given, help="address to bind (default 127.0.0.1)")
+    a.add_argument("--bind", default=DEFAULT_HOST, metavar="ADDR", action=_Given, help=f"address to bind (default {DEFAULT_HOST})")
     a.add_argument("--keys", default=None, metavar="DIR", action=_Given,
                    help="CURVE keys: DIR/aggregator.key_secret and allowlists DIR/{agents,operators,subscribers}/")
     a.add_argument("--data", default=None, metavar="DIR",
                    help="state folder: SQLite history, audit log (default ~/.local/state/perfmesh/aggregator)")
     a.add_argument("--insecure", action=_Given, nargs=0, const=True, default=False,
                    help="allow binding a non-loopback address without keys (anyone on the network may connect)")
-    a.add_argument("--port", type=_port, default=7700, metavar="BASE", action=_Given,
-                   help="base port; uses BASE..BASE+3 (default 7700)")
+    a.add_argument("--port", type=_port, default=DEFAULT_BASE_PORT, metavar="BASE", action=_Given,
+                   help=f"base port; uses BASE..BASE+3 (default {DEFAULT_BASE_PORT})")
     a.add_argument("--budget", type=parse_budget, action="append", default=[], metavar="NAME=LIMIT",
                    help="override a budget limit (repeatable)")
     a.add_argument("--auto-optimize", action=_Given, nargs=0, const=True, default=False,
@@ -223,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, metavar="FILE")
 
     u = sub.add_parser("up", help="aggregator + agent on this machine + a live view")
-    u.add_argument("--port", type=_port, default=7700, metavar="BASE")
+    u.add_argument("--port", type=_port, default=DEFAULT_BASE_PORT, metavar="BASE")
     u.add_argument("--interval", type=_positive_float, default=1.0, metavar="SECONDS")
     u.add_argument("--duration", type=_positive_float, default=None, metavar="S", help="stop after S seconds")
 

@@ -29,6 +29,7 @@ DEFAULT_HOST = "127.0.0.1"
 """Where the aggregator binds, and where clients look for it, unless told otherwise."""
 DEFAULT_BASE_PORT = 7700
 """The aggregator's base port; its sockets are at base + :data:`PORT_OFFSETS`."""
+DEFAULT_CONNECT = f"{DEFAULT_HOST}:{DEFAULT_BASE_PORT}"
 PORT_OFFSETS = {"ingest": 0, "control": 1, "stream": 2, "api": 3}
 MAX_BASE_PORT = MAX_PORT - len(PORT_OFFSETS)
 
