@@ -11,7 +11,6 @@ its dotted key and what was expected; :func:`parse` turns a valid dict into a :c
 
 from __future__ import annotations
 
-import math
 import re
 import sys
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from ..rules.analysis import BOTTLENECK_KINDS
 from ..rules.budget import DEFAULT_BUDGETS
 from ..errors import ConfigError
 from ..mesh.fleet import FleetConfig
+from ..model.metric import is_finite_number as _is_number
 from ..model.address import (DEFAULT_BASE_PORT, DEFAULT_CONNECT, DEFAULT_HOST, HOST_NAME_RE, HOST_NAME_RULE, MAX_BASE_PORT,
                              parse_connect, parse_listen)
 
@@ -51,10 +51,6 @@ class ConfigIssue:
 # ---------------------------------------------------------------- validators
 # Each returns an error message (what was expected) or None when the value is fine.
 Check = Callable[[Any], "str | None"]
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _number(minimum: float | None = None, *, above: bool = False,

@@ -114,5 +114,10 @@ class PerformanceProfile:
 
 
 def is_finite_number(value: Any) -> bool:
-    """True for an int or float (not bool) that is finite."""
+    """True for an int or float (not bool) that is finite: the one finite-number check."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def finite_float(value: Any) -> float | None:
+    """``value`` as a float when :func:`is_finite_number` holds, else None (for untrusted input)."""
+    return float(value) if is_finite_number(value) else None

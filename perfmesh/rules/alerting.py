@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 from ..errors import ConfigError
+from ..model.metric import finite_float
 from ..model.serieskey import parse_series_key
 from ..protocol import kinds
 from .analysis import BOTTLENECK_CATEGORIES
@@ -386,7 +387,7 @@ class AlertEngine:
             metric = str(body.get("metric"))
             pair = (ev.host, metric)
             state = kinds.RESOLVED if body.get("state") == kinds.RESOLVED else kinds.FIRING
-            ts = _number(body.get("timestamp")) or now
+            ts = finite_float(body.get("timestamp")) or now
             previous = None
             started = self._violation_start.setdefault(pair, ts)
             severity = _severity(body.get("severity"))
@@ -399,7 +400,7 @@ class AlertEngine:
                 if previous == severity:
                     previous = None
             out.append(Alert("budget_violation", ev.host, metric, severity, state,
-                             _number(body.get("value")), _number(body.get("limit")),
+                             finite_float(body.get("value")), finite_float(body.get("limit")),
                              ev.category, started, ts, "budget", previous_severity=previous,
                              summary=f"{metric} on {ev.host} over its budget"))
         return out
@@ -411,8 +412,3 @@ class AlertEngine:
 def _severity(raw: Any) -> str:
     return raw if raw in SEVERITIES else "warning"
 
-
-def _number(raw: Any) -> float | None:
-    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
-        return None
-    return float(raw)

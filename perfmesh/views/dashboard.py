@@ -14,6 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from ..model.metric import finite_float as _finite
 from ..model.serieskey import parse_series_key, series_key
 from ..protocol import kinds
 
@@ -30,12 +31,6 @@ ROW_SERIES = {
     "disk_read": "disk_read_bytes_per_s", "disk_write": "disk_write_bytes_per_s",
     "net_recv": "net_recv_bytes_per_s", "net_sent": "net_sent_bytes_per_s",
 }
-
-
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 def sparkline(values: Sequence[float], width: int, lo: float | None = None, hi: float | None = None) -> str:
