@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,8 @@ from perfmesh.protocol import wire
 from perfmesh.store.audit import AuditLog
 from perfmesh.errors import InvalidParameterError, PerfmeshError, UnknownStrategyError, WireError
 from perfmesh.config.schema import AGENT_DEFAULTS, AGENT_KINDS
+from perfmesh.mesh.commands import MAX_DONE
+from perfmesh.model.lru import BoundedLRU
 from perfmesh.optimize.engine import OptimizationEngine
 from perfmesh.store.spool import Spool
 from perfmesh.protocol import kinds
@@ -100,7 +102,7 @@ class Agent:
         self.wake_url = f"inproc://wake-{self.boot}"
         self.state_dir = Path(config.state_dir or default_state_dir(f"agent-{config.name}"))
         self.audit = AuditLog(self.state_dir / "audit.log")
-        self.done: OrderedDict[str, dict] = OrderedDict()
+        self.done: BoundedLRU[str, dict] = BoundedLRU(MAX_DONE)
         for entry in self.audit.entries():      # replays stay replays across restarts
             if entry.get("event") == "result" and isinstance(entry.get("result"), dict):
                 self._remember(entry["result"])
@@ -265,8 +267,6 @@ class Agent:
 
     def _remember(self, body: dict) -> None:
         self.done[body["id"]] = body
-        while len(self.done) > 1000:
-            self.done.popitem(last=False)
 
     def _finish(self, body: dict) -> None:
         self._remember(body)
