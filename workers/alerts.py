@@ -32,6 +32,7 @@ from collections import deque
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
+from perfmesh.mesh.restart import Backoff
 from perfmesh.model.serieskey import parse_series_key
 from perfmesh.rules.alerting import Alert, AlertEngine
 from perfmesh.protocol import kinds
@@ -85,7 +86,7 @@ class HttpOutbox:
             return len(self._items)
 
     def _run(self) -> None:
-        delay = self.backoff_s
+        backoff = Backoff(self.backoff_s, max(self.backoff_s, self.max_backoff_s))
         while True:
             with self._cond:
                 while not self._items and not self._stop:
@@ -99,10 +100,9 @@ class HttpOutbox:
                     self.stats["retries"] += 1
                     if self._stop:
                         return
-                    self._cond.wait(delay)
-                    delay = min(delay * 2, self.max_backoff_s)
+                    self._cond.wait(backoff.failed())
                     continue
-                delay = self.backoff_s
+                backoff.succeeded()
                 last = batch[-1][0]
                 while self._items and self._items[0][0] <= last:
                     self._items.popleft()
