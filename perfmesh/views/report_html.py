@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from ..model.percentile import percentile
 from ..model.serieskey import parse_series_key
 from ..protocol import kinds
 from .render import format_value
@@ -128,13 +129,14 @@ class SeriesStats:
 
 
 def series_stats(points: Points) -> SeriesStats | None:
-    """Count, mean, 95th percentile (nearest rank), min, max and last value of a series."""
+    """Count, mean, 95th percentile (:func:`perfmesh.model.percentile.percentile`), min, max and
+    last value of a series."""
     values = [float(p[1]) for p in points]
     if not values:
         return None
     ordered = sorted(values)
-    rank = max(math.ceil(0.95 * len(ordered)) - 1, 0)
-    return SeriesStats(len(values), sum(values) / len(values), ordered[rank], ordered[0], ordered[-1], values[-1])
+    return SeriesStats(len(values), sum(values) / len(values), percentile(ordered, 95), ordered[0], ordered[-1],
+                       values[-1])
 
 
 def budget_rows(series: Mapping[str, tuple[str, Points]], limits: Mapping[str, float]) -> list[dict[str, Any]]:
