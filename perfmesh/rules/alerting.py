@@ -9,7 +9,8 @@ Three sources of alerts, one shape:
 
 - **rules** (:class:`AlertRule`): a metric over a warning and/or critical level, for N samples
   and/or S seconds (delay), resolving only below a clear level (hysteresis), re-sent every
-  ``repeat_s`` while firing, for the hosts a :class:`HostSelector` picks;
+  ``repeat_s`` while firing, for the hosts a :class:`HostSelector` picks (the state machine
+  is :mod:`.alertstate`, shared with budget alert handlers);
 - **budget violations** from the fleet's stream (``violation`` events, firing and resolved);
 - **bottlenecks** from the fleet's status (firing while the host reports the bottleneck).
 
@@ -29,11 +30,11 @@ from typing import Any, Callable, Iterable, Mapping
 from ..errors import ConfigError
 from ..model.metric import finite_float
 from ..model.serieskey import parse_series_key
+from .alertstate import AlertPolicy, AlertState, Transition
 from ..protocol import kinds
 from .analysis import BOTTLENECK_CATEGORIES
 
 SEVERITIES = ("warning", "critical")
-_RANK = {None: 0, "warning": 1, "critical": 2}
 DEFAULT_STALE_S = 300.0
 
 
@@ -153,18 +154,13 @@ class Alert:
         return asdict(self)
 
 
-class _State:
-    __slots__ = ("pending", "since", "firing", "severity", "started", "last_sent", "repeats",
-                 "last_ts", "category")
+class _State(AlertState):
+    """The shared alert state, plus what a rule remembers of its series."""
+
+    __slots__ = ("last_ts", "category")
 
     def __init__(self) -> None:
-        self.pending = 0
-        self.since = 0.0
-        self.firing = False
-        self.severity: str | None = None
-        self.started = 0.0
-        self.last_sent = 0.0
-        self.repeats = 0
+        super().__init__()
         self.last_ts = -math.inf
         self.category = "-"
 
@@ -174,6 +170,8 @@ class RuleEvaluator:
 
     def __init__(self, rule: AlertRule) -> None:
         self.rule = rule
+        self.policy = AlertPolicy(for_samples=rule.for_samples, for_s=rule.for_s,
+                                  repeat_s=rule.repeat_s, follow=True)
         self.states: dict[tuple[str, str], _State] = {}
 
     def observe(self, host: str, key: str, ts: float, value: float, category: str) -> list[Alert]:
@@ -185,33 +183,9 @@ class RuleEvaluator:
             return []
         st.last_ts = ts
         st.category = category
-        rule = self.rule
-        level = rule.level(value)
-        if not st.firing:
-            if level is None:
-                st.pending, st.severity = 0, None
-                return []
-            if st.pending == 0:
-                st.since = ts
-            st.pending += 1
-            if _RANK[level] > _RANK[st.severity]:
-                st.severity = level
-            held = rule.for_s is None or ts - st.since >= rule.for_s
-            if st.pending < rule.for_samples or not held:
-                return []
-            st.firing, st.started, st.repeats = True, st.since, 0
-            st.severity = level   # the level of the sample that fires it
-            return [self._alert(host, key, st, kinds.FIRING, value, ts)]
-        clear = rule.clear
-        if (level is None and clear is None) or (clear is not None and value < clear):
-            return [self._resolve(host, key, st, value, ts)]
-        if level is not None and level != st.severity:
-            previous, st.severity, st.repeats = st.severity, level, 0
-            return [self._alert(host, key, st, kinds.FIRING, value, ts, previous)]
-        if rule.repeat_s is not None and ts - st.last_sent >= rule.repeat_s:
-            st.repeats += 1
-            return [self._alert(host, key, st, kinds.FIRING, value, ts)]
-        return []
+        clear = self.rule.clear
+        step = st.step(self.policy, self.rule.level(value), clear is None or value < clear, lambda: ts)
+        return [] if step is None else [self._alert(host, key, st, step, value)]
 
     def expire(self, now: float) -> list[Alert]:
         """Resolve firing alerts whose series sent nothing for ``stale_s`` (host gone)."""
@@ -219,25 +193,16 @@ class RuleEvaluator:
         for (host, key), st in list(self.states.items()):
             if now - st.last_ts >= self.rule.stale_s:
                 if st.firing:
-                    out.append(self._resolve(host, key, st, None, now))
+                    out.append(self._alert(host, key, st, st.resolve(now), None))
                 del self.states[(host, key)]
         return out
 
-    def _resolve(self, host: str, key: str, st: _State, value: float | None, ts: float) -> Alert:
-        alert = self._alert(host, key, st, kinds.RESOLVED, value, ts)
-        st.firing, st.pending, st.severity, st.repeats = False, 0, None, 0
-        return alert
-
-    def _alert(self, host: str, key: str, st: _State, state: str, value: float | None,
-               ts: float, previous: str | None = None) -> Alert:
-        severity = st.severity or "warning"
-        if state == kinds.FIRING:
-            st.last_sent = ts
+    def _alert(self, host: str, key: str, st: _State, step: Transition, value: float | None) -> Alert:
         name, labels = parse_series_key(key)
-        summary = self.rule.summary or f"{key} on {host} over {severity} level"
-        return Alert(self.rule.name, host, key, severity, state, value,
-                     self.rule.threshold(severity), st.category, st.started, ts, "rule",
-                     labels, st.repeats, previous, summary)
+        summary = self.rule.summary or f"{key} on {host} over {step.severity} level"
+        return Alert(self.rule.name, host, key, step.severity, step.state, value,
+                     self.rule.threshold(step.severity), st.category, step.started, step.time, "rule",
+                     labels, step.repeat, step.previous, summary)
 
 
 # ------------------------------------------------------------------ burn rate
