@@ -74,3 +74,19 @@ def test_every_reader_uses_the_one_parser():
     from workers import alerts, exporter
     for module in (alerting, dashboard, report_html, alerts, exporter):
         assert module.parse_series_key is parse_series_key, module.__name__
+
+
+@given(st.from_regex(r"[A-Za-z_][A-Za-z0-9_.]{0,10}", fullmatch=True),
+       st.dictionaries(LABEL_KEYS, st.text(alphabet=st.sampled_from(list(',={}"\\ab1:/-.')), max_size=8),
+                       max_size=3))
+def test_the_web_history_check_accepts_escaped_keys(name, labels):
+    """perfmesh web's key check lets through every key the encoder writes from safe characters."""
+    from workers.web import KEY_RE
+    assert KEY_RE.fullmatch(series_key(name, labels))
+
+
+def test_the_web_history_check_still_refuses_markup():
+    """Characters outside the safe set are refused, escaped or not."""
+    from workers.web import KEY_RE
+    for bad in ("x{a=<b>}", "x{a=\\n}", "x{\\}", "x{a=b} ", "x{a=\\<}"):
+        assert not KEY_RE.fullmatch(bad), bad

@@ -37,7 +37,8 @@ log = logging.getLogger("perfmesh.web")
 
 ASSETS = {"app.js": "text/javascript; charset=utf-8", "chart.js": "text/javascript; charset=utf-8",
           "style.css": "text/css; charset=utf-8", "favicon.svg": "image/svg+xml"}
-KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*(\{[A-Za-z0-9_.,=:/-]*\})?")
+# a series key as model/serieskey.py writes it: label values may hold backslash escapes
+KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*(\{([A-Za-z0-9_.,=:/-]|\\[\\,={}\"])*\})?")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
