@@ -99,3 +99,10 @@ def test_every_reader_uses_the_one_parser_and_rule():
     assert cli.check_host_name is address.check_host_name and web.is_host_name is address.is_host_name
     assert schema.HOST_NAME_RE is address.HOST_NAME_RE
     assert web.parse_web_listen(":7780") == ("127.0.0.1", 7780)
+
+
+def test_an_embedded_application_is_named_by_the_same_rule():
+    """AppAgent refuses a mesh name that is not a host name, with the rule in the message."""
+    from workers.app_agent import AppAgent
+    with pytest.raises(ConfigError, match=r"mesh name 'a b' is invalid; expected a host name"):
+        AppAgent("127.0.0.1", "a b", None, None)
