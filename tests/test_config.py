@@ -388,3 +388,15 @@ def test_defaults_are_read_from_what_they_configure():
         assert shown[key] == AGGREGATOR_DEFAULTS[key], key
     for key in ("connect", "interval_s", "heartbeat_s", "commands"):
         assert example.agent[key] == AGENT_DEFAULTS[key], key
+
+
+def test_name_rules_are_the_ones_the_wire_and_the_engine_use():
+    """A budget or alert metric is a wire metric name (or a key of one); a strategy is an engine name."""
+    from perfmesh.model.metric import METRIC_NAME_RE
+    from perfmesh.optimize.engine import NAME_RE
+    from perfmesh.protocol import batch
+    assert batch.NAME_RE is METRIC_NAME_RE and config._STRATEGY_RE is NAME_RE
+    for good in ("cpu_percent", "app.lat:p99", "disk_busy_percent{device=sda}"):
+        assert config._NAME_RE.match(good)
+    for bad in ("1cpu", "bad name", "x" * 129):
+        assert not config._NAME_RE.match(bad)

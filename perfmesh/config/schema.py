@@ -21,7 +21,8 @@ from ..rules.analysis import BOTTLENECK_KINDS
 from ..rules.budget import DEFAULT_BUDGETS
 from ..errors import ConfigError
 from ..mesh.fleet import FleetConfig
-from ..model.metric import is_finite_number as _is_number
+from ..model.metric import METRIC_NAME_RE, is_finite_number as _is_number
+from ..optimize.engine import NAME_RE as STRATEGY_NAME_RE
 from ..model.address import (DEFAULT_BASE_PORT, DEFAULT_CONNECT, DEFAULT_HOST, HOST_NAME_RE, HOST_NAME_RULE, MAX_BASE_PORT,
                              parse_connect, parse_listen)
 
@@ -31,8 +32,8 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 CONFIG_VERSION = 1
-_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.:]{0,127}(\{.*\})?\Z")
-_STRATEGY_RE = re.compile(r"[a-z0-9_.-]{1,64}\Z")
+_NAME_RE = re.compile(METRIC_NAME_RE.pattern.removesuffix(r"\Z") + r"(\{.*\})?\Z")   # a name or series key
+_STRATEGY_RE = STRATEGY_NAME_RE
 _URL_RE = re.compile(r"https?://[^\s/]+(/\S*)?\Z")
 AGENT_KINDS = ("cpu", "memory", "io")
 

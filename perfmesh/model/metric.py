@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..errors import ConfigError
 from .serieskey import series_key
 
+METRIC_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.:]{0,127}\Z")
+"""A metric name (and a label key): a letter or '_', then letters, digits, '_', '.', ':'; at most 128."""
 CATEGORIES = ("cpu", "memory", "io", "network", "process", "application", "custom")
 SEVERITIES = ("info", "warning", "critical")
 

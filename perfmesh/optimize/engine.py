@@ -33,7 +33,8 @@ from typing import Any, Callable, Mapping
 from ..errors import ConfigError, UnknownStrategyError
 from ..model.params import Param, validate_free_params, validate_params
 
-NAME_RE = re.compile(r"[a-z0-9_.-]{1,64}")
+NAME_RE = re.compile(r"[a-z0-9_.-]{1,64}\Z")
+"""A strategy name: 1-64 characters from [a-z0-9_.-] (an exact-match registry key)."""
 VERDICTS = ("improved", "neutral", "worse")
 DEFAULT_TOLERANCE = 0.01
 
