@@ -380,7 +380,9 @@ def test_defaults_are_read_from_what_they_configure():
     assert AGGREGATOR_DEFAULTS["snapshot_interval_s"] == agg.snapshot_interval_s
     assert (AGENT_DEFAULTS["interval_s"], AGENT_DEFAULTS["heartbeat_s"]) == (agent.interval_s, agent.heartbeat_s)
     d = cli.build_parser().parse_args(["aggregator"])
-    assert (d.bind, d.port) == (DEFAULT_HOST, DEFAULT_BASE_PORT)
+    assert (d.bind, d.port, d.heartbeat, d.history) == (DEFAULT_HOST, DEFAULT_BASE_PORT, fleet.heartbeat_interval_s,
+                                                         fleet.history_rows)
+    assert cli.build_parser().parse_args(["agent"]).interval == agent.interval_s
     example = parse(parse_toml(EXAMPLE))
     shown = {**example.aggregator, "history_rows": example.retention.history_rows}
     for key in ("bind", "port", "heartbeat_s", "snapshot_interval_s", "auto_optimize", "command_timeout_s",

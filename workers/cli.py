@@ -18,6 +18,7 @@ import sys
 import time
 from typing import Any, Callable, Sequence
 
+from perfmesh.config.schema import AGENT_DEFAULTS, AGGREGATOR_DEFAULTS
 from perfmesh.errors import ConfigError, PerfmeshError
 from perfmesh.model.address import DEFAULT_BASE_PORT, DEFAULT_CONNECT, DEFAULT_HOST, MAX_BASE_PORT, check_host_name
 from perfmesh.views.render import format_command_result, format_event, format_status
@@ -148,10 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a budget limit (repeatable)")
     a.add_argument("--auto-optimize", action=_Given, nargs=0, const=True, default=False,
                    help="run recommended strategies automatically (rate-limited)")
-    a.add_argument("--heartbeat", type=_positive_float, default=1.0, metavar="SECONDS", action=_Given,
-                   help="heartbeat interval; a host is down after 3 missed (default 1)")
-    a.add_argument("--history", type=_positive_int, default=1000, metavar="ROWS", action=_Given,
-                   help="samples kept per series (default 1000)")
+    a.add_argument("--heartbeat", type=_positive_float, default=AGGREGATOR_DEFAULTS["heartbeat_s"],
+                   metavar="SECONDS", action=_Given,
+                   help=f"heartbeat interval; a host is down after 3 missed (default {AGGREGATOR_DEFAULTS['heartbeat_s']:g})")
+    a.add_argument("--history", type=_positive_int, default=AGGREGATOR_DEFAULTS["history_rows"], metavar="ROWS",
+                   action=_Given, help=f"samples kept per series (default {AGGREGATOR_DEFAULTS['history_rows']})")
     a.add_argument("--metrics-listen", default=None, metavar="ADDR:PORT", help="serve Prometheus /metrics here")
     a.add_argument("--webhook", type=_http_url, action="append", default=None, metavar="URL",
                    help="POST alerts as JSON here (repeatable; replaces the file's [[webhooks]])")
@@ -162,8 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     connect(g)
     g.add_argument("--config", default=None, metavar="FILE", help="perfmesh.toml; flags override it")
     g.add_argument("--name", type=_host_name, default=None, help="host name to report (default: this machine's)")
-    g.add_argument("--interval", type=_positive_float, default=1.0, metavar="SECONDS", action=_Given,
-                   help="sampling interval (default 1)")
+    g.add_argument("--interval", type=_positive_float, default=AGENT_DEFAULTS["interval_s"], metavar="SECONDS",
+                   action=_Given, help=f"sampling interval (default {AGENT_DEFAULTS['interval_s']:g})")
     g.add_argument("--no-commands", action=_Given, nargs=0, const=True, default=False,
                    help="refuse every remote command")
     g.add_argument("--allow", action="append", default=None, metavar="STRATEGY",
@@ -223,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     u = sub.add_parser("up", help="aggregator + agent on this machine + a live view")
     u.add_argument("--port", type=_port, default=DEFAULT_BASE_PORT, metavar="BASE")
-    u.add_argument("--interval", type=_positive_float, default=1.0, metavar="SECONDS")
+    u.add_argument("--interval", type=_positive_float, default=AGENT_DEFAULTS["interval_s"], metavar="SECONDS")
     u.add_argument("--duration", type=_positive_float, default=None, metavar="S", help="stop after S seconds")
 
     k = sub.add_parser("keys", help="create CURVE key pairs")
