@@ -20,6 +20,7 @@ from ..rules.alerting import AlertRule, BurnRateConfig, HostSelector
 from ..rules.analysis import BOTTLENECK_KINDS
 from ..rules.budget import DEFAULT_BUDGETS
 from ..errors import ConfigError
+from ..collect.collection import COLLECTOR_KINDS
 from ..mesh.fleet import FleetConfig
 from ..model.metric import METRIC_NAME_RE, is_finite_number as _is_number
 from ..optimize.engine import NAME_RE as STRATEGY_NAME_RE
@@ -35,7 +36,7 @@ CONFIG_VERSION = 1
 _NAME_RE = re.compile(METRIC_NAME_RE.pattern.removesuffix(r"\Z") + r"(\{.*\})?\Z")   # a name or series key
 _STRATEGY_RE = STRATEGY_NAME_RE
 _URL_RE = re.compile(r"https?://[^\s/]+(/\S*)?\Z")
-AGENT_KINDS = ("cpu", "memory", "io")
+AGENT_KINDS = COLLECTOR_KINDS
 
 
 @dataclass(frozen=True)
