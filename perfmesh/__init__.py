@@ -6,7 +6,8 @@ importing it starts nothing and imports neither zmq nor msgpack.
 
 from .rules.analysis import Bottleneck
 from .rules.baseline import Baseline, BaselineTracker
-from .rules.budget import DEFAULT_BUDGETS, AlertEvent, BudgetViolation, PerformanceBudget
+from .inproc.budget import PerformanceBudget
+from .rules.budget import DEFAULT_BUDGETS, AlertEvent, BudgetViolation
 from .collect.collection import MetricsCollector
 from .errors import (
     ConfigError,

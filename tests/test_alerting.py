@@ -7,8 +7,7 @@ import math
 import pytest
 
 from perfmesh.rules.alerting import (
-    Alert, AlertEngine, AlertRule, BurnRateConfig, BurnTracker, HostSelector, RuleEvaluator,
-    split_series_key)
+    Alert, AlertEngine, AlertRule, BurnRateConfig, BurnTracker, HostSelector, RuleEvaluator)
 from perfmesh.errors import ConfigError
 from perfmesh.mesh.fleet import Event
 
@@ -27,15 +26,6 @@ def feed(ev: RuleEvaluator, values, host="web01", key="cpu_percent", start=1.0):
 
 
 # ------------------------------------------------------------------ helpers
-def test_split_series_key_parses_labels_with_commas_in_values():
-    """name{k=v,...} splits into name and labels; a comma inside a value stays in the value."""
-    assert split_series_key("cpu_percent") == ("cpu_percent", {})
-    assert split_series_key("disk{device=sda}") == ("disk", {"device": "sda"})
-    assert split_series_key("x{a=1,b=p,q}") == ("x", {"a": "1", "b": "p,q"})
-    assert split_series_key("x{}") == ("x", {})
-    assert split_series_key("odd{a=1") == ("odd{a=1", {})
-
-
 def test_host_selector_exact_names_and_globs():
     """A selector picks exact names or fnmatch globs; an empty one picks every host."""
     s = HostSelector(("web*", "db01", "cache-[0-9]"))

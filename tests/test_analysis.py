@@ -263,3 +263,15 @@ def test_end_to_end_with_detected_bottlenecks():
     assert overall_health(violations, found) == "critical"
     assert optimization_potential(latest, violations, found)[0] == 55.0
     assert len(recommendations(found, violations)) == 3
+
+
+def test_every_bottleneck_kind_has_one_category_and_io_wait_is_io():
+    """One mapping kind -> category, used by the fleet and the alert rules alike; io_wait is I/O."""
+    from perfmesh.mesh import fleet
+    from perfmesh.model.metric import CATEGORIES
+    from perfmesh.rules import alerting
+    from perfmesh.rules.analysis import BOTTLENECK_CATEGORIES, BOTTLENECK_KINDS
+    assert set(BOTTLENECK_CATEGORIES) == set(BOTTLENECK_KINDS)
+    assert set(BOTTLENECK_CATEGORIES.values()) <= set(CATEGORIES)
+    assert BOTTLENECK_CATEGORIES["io_wait"] == "io"
+    assert fleet.BOTTLENECK_CATEGORIES is alerting.BOTTLENECK_CATEGORIES is BOTTLENECK_CATEGORIES

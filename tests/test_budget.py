@@ -454,6 +454,7 @@ def test_import_error_after_valid_entries_changes_nothing(budget):
 
 def test_issue_example_runs():
     """The README/issue example: set limits, detect 90 > 80, export and import."""
+    from perfmesh import PerformanceBudget
     budget = PerformanceBudget()
     budget.set_budget_limit("cpu_percent", 80.0)
     budget.set_budget_limit("memory_percent", 85.0)
@@ -461,3 +462,34 @@ def test_issue_example_runs():
     new_budget = PerformanceBudget()
     new_budget.import_budget_config(budget.export_budget_config())
     assert new_budget.limits == budget.limits
+
+
+def test_public_budget_stamps_with_the_wall_clock_when_no_now_is_given():
+    """from perfmesh import PerformanceBudget works standalone: violations carry time.time()."""
+    import time
+    from perfmesh import PerformanceBudget as Public
+    budget = Public({"cpu_percent": 80.0})
+    before = time.time()
+    violation = budget.check_budget_violation("cpu_percent", 90.0)
+    assert isinstance(budget, PerformanceBudget) and before <= violation.timestamp <= time.time()
+
+
+def test_core_budget_without_a_clock_needs_now():
+    """rules/ reads no clock: without clock= a violation needs now=, and says so."""
+    budget = PerformanceBudget({"cpu_percent": 80.0})
+    assert budget.check_budget_violation("cpu_percent", 50.0) is None
+    assert budget.check_budget_violation("cpu_percent", 90.0, now=5.0).timestamp == 5.0
+    with pytest.raises(ConfigError, match="no clock; expected now="):
+        budget.check_budget_violation("cpu_percent", 90.0)
+
+
+def test_rules_modules_do_not_import_time():
+    """The budget (and every rules/ module) takes time as an argument; none imports time."""
+    import ast
+    from pathlib import Path
+    import perfmesh.rules
+    for path in Path(perfmesh.rules.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert "time" not in names and "datetime" not in names, path.name

@@ -10,7 +10,8 @@ import pytest
 from workers import cli
 from workers.cli import clients as cli_clients
 from workers.cli import main
-from workers.cli.args import CliError, build_parser, parse_budget, parse_param
+from workers.cli.args import build_parser
+from workers.cli.flags import CliError, parse_budget, parse_param
 from perfmesh.errors import ConfigError, PerfmeshError
 
 

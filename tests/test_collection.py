@@ -584,3 +584,12 @@ def test_concurrent_collect_and_reads_are_consistent():
     stamps = [t for t, _ in history]
     assert stamps == sorted(stamps) and len(set(stamps)) == 1200
     assert len(c.get_history("disk_read_bytes_per_s", device="sda")) == 1199
+
+
+def test_each_collector_kind_is_a_kind_the_collector_accepts():
+    """The agent's collector kinds (cpu, memory, io) are the config's, and each one collects."""
+    from perfmesh.collect.collection import COLLECTOR_KINDS, KINDS
+    from perfmesh.config.validation import AGENT_KINDS
+    from workers.agent import AgentConfig
+    assert AGENT_KINDS is COLLECTOR_KINDS == ("cpu", "memory", "io")
+    assert AgentConfig(name="x").kinds == COLLECTOR_KINDS and set(COLLECTOR_KINDS) <= set(KINDS)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from workers import cli
-from workers.cli import args as cli_args
+from workers.cli import flags as cli_args
 from perfmesh.config.schema import Rollup
 from perfmesh.rules.alerting import HostSelector
 from perfmesh.rules.budget import DEFAULT_BUDGETS
 from perfmesh.config.example import EXAMPLE
 from perfmesh.config.schema import Config, load, loads, parse, parse_toml, read
-from perfmesh.config.settings import AGENT_DEFAULTS, aggregator_settings, agent_settings, merge
+from perfmesh.config.settings import AGENT_DEFAULTS, AGGREGATOR_DEFAULTS, aggregator_settings, agent_settings, merge
 from perfmesh.config.validation import ConfigIssue, check
 from perfmesh.errors import ConfigError
 
@@ -360,3 +360,48 @@ def test_cmd_agent_takes_the_file_under_the_flags(tmp_path, monkeypatch):
     assert cli.main(["agent", "--config", str(path), "--interval", "0.5", "--allow", "memory_trim"]) == 0
     c = seen["config"]
     assert (c.name, c.interval_s, c.commands, c.allow) == ("from-file", 0.5, True, ("memory_trim",))
+
+
+def test_defaults_are_read_from_what_they_configure():
+    """The file's defaults come from FleetConfig and the address constants; the processes'
+    dataclasses, the CLI flags and the example file agree with them."""
+    from perfmesh.mesh.fleet import FleetConfig
+    from perfmesh.model.address import DEFAULT_BASE_PORT, DEFAULT_HOST
+    from workers.agent import AgentConfig
+    from workers.aggregator import AggregatorConfig
+    from workers.transport import Endpoint
+    fleet, agg, agent = FleetConfig(), AggregatorConfig(), AgentConfig(name="x")
+    assert (AGGREGATOR_DEFAULTS["bind"], AGGREGATOR_DEFAULTS["port"]) == (DEFAULT_HOST, DEFAULT_BASE_PORT) \
+        == (Endpoint().host, Endpoint().base_port) == ("127.0.0.1", 7700)
+    assert AGENT_DEFAULTS["connect"] == f"{Endpoint()}" == "127.0.0.1:7700"
+    assert (AGGREGATOR_DEFAULTS["heartbeat_s"], AGGREGATOR_DEFAULTS["history_rows"],
+            AGGREGATOR_DEFAULTS["auto_optimize"], AGGREGATOR_DEFAULTS["command_timeout_s"],
+            AGGREGATOR_DEFAULTS["max_hosts"], AGGREGATOR_DEFAULTS["max_series_per_host"]) == \
+        (fleet.heartbeat_interval_s, fleet.history_rows, fleet.auto_optimize, fleet.command_timeout_s,
+         fleet.max_hosts, fleet.max_series_per_host)
+    assert AGGREGATOR_DEFAULTS["snapshot_interval_s"] == agg.snapshot_interval_s
+    assert (AGENT_DEFAULTS["interval_s"], AGENT_DEFAULTS["heartbeat_s"]) == (agent.interval_s, agent.heartbeat_s)
+    d = cli.build_parser().parse_args(["aggregator"])
+    assert (d.bind, d.port, d.heartbeat, d.history) == (DEFAULT_HOST, DEFAULT_BASE_PORT, fleet.heartbeat_interval_s,
+                                                         fleet.history_rows)
+    assert cli.build_parser().parse_args(["agent"]).interval == agent.interval_s
+    example = parse(parse_toml(EXAMPLE))
+    shown = {**example.aggregator, "history_rows": example.retention.history_rows}
+    for key in ("bind", "port", "heartbeat_s", "snapshot_interval_s", "auto_optimize", "command_timeout_s",
+                "history_rows"):
+        assert shown[key] == AGGREGATOR_DEFAULTS[key], key
+    for key in ("connect", "interval_s", "heartbeat_s", "commands"):
+        assert example.agent[key] == AGENT_DEFAULTS[key], key
+
+
+def test_name_rules_are_the_ones_the_wire_and_the_engine_use():
+    """A budget or alert metric is a wire metric name (or a key of one); a strategy is an engine name."""
+    from perfmesh.model.metric import METRIC_NAME_RE
+    from perfmesh.optimize.engine import NAME_RE
+    from perfmesh.config import validation as config
+    from perfmesh.protocol import batch
+    assert batch.NAME_RE is METRIC_NAME_RE and config._STRATEGY_RE is NAME_RE
+    for good in ("cpu_percent", "app.lat:p99", "disk_busy_percent{device=sda}"):
+        assert config._NAME_RE.match(good)
+    for bad in ("1cpu", "bad name", "x" * 129):
+        assert not config._NAME_RE.match(bad)

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from perfmesh.views.cells import bar, compact_bytes, level, sparkline
-from perfmesh.views.dashboard import SORT_KEYS, FleetModel, parse_key
+from perfmesh.views.dashboard import SORT_KEYS, FleetModel
 from perfmesh.views.top import TopState, next_sort, parse_keys
 
 
@@ -26,13 +26,6 @@ def fleet():
         metric("app", "swap_percent", 5.0, 2.0),
     ])
     return m
-
-
-def test_parse_key_inverts_series_key():
-    """`name{k=v,...}` splits into its name and labels; a plain name has none."""
-    assert parse_key("cpu_percent{cpu=3}") == ("cpu_percent", {"cpu": "3"})
-    assert parse_key("x{a=1,b=two}") == ("x", {"a": "1", "b": "two"})
-    assert parse_key("load_1m") == ("load_1m", {})
 
 
 def test_sparkline_scales_and_pads_left():

@@ -385,6 +385,15 @@ def test_tick_reports_a_new_bottleneck_once_and_sets_health():
     assert fleet.tick(101.0)[0] == []
 
 
+def test_an_io_wait_bottleneck_is_an_io_event():
+    """io_wait (CPUs idle waiting on disk) is reported in category io, as the alert rules see it."""
+    fleet = registered(now=100.0)
+    iowait = wire.pack(["cpu", [["cpu_iowait_percent", "%", {}]]])
+    fleet.ingest(metrics(0, values=(45.0,), schema=iowait), now=100.0)
+    events, _, _ = fleet.tick(100.5)
+    assert [(e.type, e.body["kind"], e.category) for e in events] == [("bottleneck", "io_wait", "io")]
+
+
 def test_health_reflects_active_budget_violations_without_bottlenecks():
     """An active warning violation (82 over a limit of 80) makes health warning; resolving it, good."""
     fleet = Fleet(FleetConfig(budgets={"memory_percent": 80.0}))

@@ -2,6 +2,8 @@
 
 import re
 
+import pytest
+
 from perfmesh.views.report_html import (Line, budget_rows, build_report, group_series, nice_ceiling, series_stats,
                                   svg_chart)
 
@@ -13,7 +15,7 @@ def test_nice_ceiling_rounds_up_to_numbers_whose_quarters_read_well():
 
 def test_series_stats_mean_p95_min_max_last():
     st = series_stats([(t, float(t)) for t in range(1, 21)])
-    assert (st.count, st.mean, st.p95, st.minimum, st.maximum, st.last) == (20, 10.5, 19.0, 1.0, 20.0, 20.0)
+    assert (st.count, st.mean, st.p95, st.minimum, st.maximum, st.last) == (20, 10.5, pytest.approx(19.05), 1.0, 20.0, 20.0)
     assert series_stats([]) is None
     assert series_stats([(0, 5.0)]).p95 == 5.0
 
@@ -55,8 +57,10 @@ def test_group_series_by_metric_with_total_first_and_natural_label_order():
 def test_budget_rows_utilization_and_time_over_the_limit():
     series = {"cpu_percent": ("%", [(1, 40.0), (2, 60.0), (3, 100.0), (4, 80.0)]), "load_1m": ("", [])}
     rows = budget_rows(series, {"cpu_percent": 80.0, "load_1m": 2.0, "swap_percent": 50.0})
-    assert rows == [{"metric": "cpu_percent", "unit": "%", "limit": 80.0, "mean": 70.0, "p95": 100.0, "max": 100.0,
-                     "utilization_mean": 0.875, "utilization_p95": 1.25, "over_fraction": 0.25}]
+    # p95 of 40, 60, 80, 100 interpolates at rank 2.85: 80 + 0.85 * 20 = 97
+    assert rows == [{"metric": "cpu_percent", "unit": "%", "limit": 80.0, "mean": 70.0, "p95": pytest.approx(97.0),
+                     "max": 100.0, "utilization_mean": 0.875, "utilization_p95": pytest.approx(97.0 / 80.0),
+                     "over_fraction": 0.25}]
     zero = budget_rows({"x": ("", [(1, 1.0)])}, {"x": 0.0})[0]
     assert zero["utilization_p95"] == float("inf")
 
@@ -93,7 +97,7 @@ def test_build_report_has_plots_budgets_violations_bottlenecks_and_commands():
     assert page.count('<svg class="plot"') == 2                      # cpu_percent, net_recv; constant goes to a table
     assert re.search(r'data-metric="cpu_percent".*?cpu0', page, re.S)
     assert "memory_total_bytes</td><td class='num'>2.0GB" in page
-    assert "119%" in page and "50%</td>" in page                    # p95 utilization, time over budget
+    assert "116%" in page and "50%</td>" in page                    # p95 (92.75) utilization, time over budget
     assert "gc_tracked_objects: 200 → 150" in page and "gc_tracked_objects 50" in page and "7.5 ms" in page
     assert "failed: nope &lt;b&gt;" in page and "process_priority" in page
     assert page.count("<tr class=") >= 6 and "2 series" not in page and "5 series" in page
@@ -120,3 +124,12 @@ def test_percent_charts_keep_their_100_scale_despite_rounding_above_it():
     assert ">100%<" in svg and ">120%<" not in svg
     svg = svg_chart("cpu", [Line("t", [(0.0, 150.0), (1.0, 50.0)], "#000000")], "%", 0.0, 1.0, y_max=100.0)
     assert ">160%<" in svg
+
+
+def test_report_and_timings_share_one_percentile():
+    """The report's p95 and the timing utilities' percentiles are the same interpolating function."""
+    from perfmesh.inproc import appmetrics, timing
+    from perfmesh.model.percentile import percentile
+    from perfmesh.views import report_html
+    assert report_html.percentile is timing.percentile is appmetrics.percentile is percentile
+    assert series_stats([(t, v) for t, v in enumerate([10.0, 20.0])]).p95 == percentile([10.0, 20.0], 95) == 19.5

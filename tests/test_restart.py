@@ -2,7 +2,8 @@
 
 import pytest
 
-from perfmesh.mesh.restart import RestartPolicy
+from perfmesh.errors import ConfigError
+from perfmesh.mesh.restart import Backoff, RestartPolicy, backoff_delay
 
 
 def test_first_restart_waits_initial_delay():
@@ -61,3 +62,32 @@ def test_failing_process_is_still_retried_at_the_maximum_backoff():
         assert at <= 31.0
     assert at == 31.0
     assert p.state == "failing" and p.restarts == 20
+
+
+def test_backoff_doubles_to_its_cap_and_a_success_starts_over():
+    """Waits 1, 2, 4, ... up to max_s; succeeded() makes the next wait the first again."""
+    b = Backoff(1.0, 5.0)
+    assert [b.failed() for _ in range(5)] == [1.0, 2.0, 4.0, 5.0, 5.0]
+    b.succeeded()
+    assert b.failed() == 1.0
+
+
+@pytest.mark.parametrize("bad", [(0.0, 1.0), (2.0, 1.0), (1.0, 2.0, 0.5)])
+def test_backoff_refuses_a_zero_start_a_low_cap_or_a_shrinking_factor(bad):
+    """A backoff that could spin or shrink is a ConfigError naming its values."""
+    with pytest.raises(ConfigError, match="expected 0 < initial_s <= max_s and factor >= 1"):
+        Backoff(*bad)
+    with pytest.raises(ConfigError, match="failures 0"):
+        backoff_delay(0, 1.0, 2.0)
+
+
+def test_restarts_webhooks_and_handshake_retries_share_the_one_backoff():
+    """The restart policy's delays are backoff_delay's; delivery and reconnects use Backoff."""
+    from workers import alerts, security
+    p = RestartPolicy(initial_s=0.5, max_s=3.0)
+    delays = []
+    for _ in range(4):
+        p.started(0.0)
+        delays.append(p.exited(1.0) - 1.0)
+    assert delays == [backoff_delay(n, 0.5, 3.0) for n in range(1, 5)] == [0.5, 1.0, 2.0, 3.0]
+    assert alerts.Backoff is security.Backoff is Backoff

@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,8 +23,13 @@ import zmq
 from perfmesh.protocol import wire
 from perfmesh.store.audit import AuditLog
 from perfmesh.errors import InvalidParameterError, PerfmeshError, UnknownStrategyError, WireError
+from perfmesh.config.settings import AGENT_DEFAULTS
+from perfmesh.config.validation import AGENT_KINDS
+from perfmesh.mesh.commands import MAX_DONE
+from perfmesh.model.lru import BoundedLRU
 from perfmesh.optimize.engine import OptimizationEngine
 from perfmesh.store.spool import Spool
+from perfmesh.protocol import kinds
 
 from .loop import Loop, RateLimitedLog
 from .supervisor import Supervisor
@@ -41,9 +46,9 @@ BATCHES_PER_TICK = 4          # cpu, memory, disk, network
 class AgentConfig:
     endpoint: Endpoint = field(default_factory=Endpoint)
     name: str = field(default_factory=socket.gethostname)
-    interval_s: float = 1.0
-    heartbeat_s: float = 1.0
-    kinds: tuple[str, ...] = ("cpu", "memory", "io")
+    interval_s: float = AGENT_DEFAULTS["interval_s"]
+    heartbeat_s: float = AGENT_DEFAULTS["heartbeat_s"]
+    kinds: tuple[str, ...] = AGENT_KINDS
     commands: bool = True
     allow: tuple[str, ...] | None = None       # None: every registered strategy
     state_dir: Path | None = None              # None: default_state_dir("agent-NAME")
@@ -69,10 +74,10 @@ class CommandRunner:
         with self.busy:
             try:
                 result = self.engine.apply_optimization(strategy, params).to_dict()
-                body = {"id": cmd_id, "status": "success" if result.get("success") else "failed",
+                body = {"id": cmd_id, "status": kinds.STATUS_SUCCESS if result.get("success") else kinds.STATUS_FAILED,
                         "result": result, "error": result.get("error")}
             except PerfmeshError as exc:
-                body = {"id": cmd_id, "status": "refused", "result": None, "error": str(exc)}
+                body = {"id": cmd_id, "status": kinds.STATUS_REFUSED, "result": None, "error": str(exc)}
             self.queue.append(body)
             wake = self.ctx.socket(zmq.PUSH)
             wake.setsockopt(zmq.LINGER, 1000)
@@ -98,7 +103,7 @@ class Agent:
         self.wake_url = f"inproc://wake-{self.boot}"
         self.state_dir = Path(config.state_dir or default_state_dir(f"agent-{config.name}"))
         self.audit = AuditLog(self.state_dir / "audit.log")
-        self.done: OrderedDict[str, dict] = OrderedDict()
+        self.done: BoundedLRU[str, dict] = BoundedLRU(MAX_DONE)
         for entry in self.audit.entries():      # replays stay replays across restarts
             if entry.get("event") == "result" and isinstance(entry.get("result"), dict):
                 self._remember(entry["result"])
@@ -144,7 +149,7 @@ class Agent:
             self.warn.warning("control_full", "control queue to the aggregator is full; message dropped")
 
     def register(self) -> None:
-        self._send_control("register", {
+        self._send_control(kinds.REGISTER, {
             "cpu_count": os.cpu_count() or 1,
             "memory_total_bytes": _memory_total_bytes(),
             "platform": platform.platform(), "python": platform.python_version(),
@@ -166,9 +171,9 @@ class Agent:
                 self.warn.warning("local", f"bad frame from a collector: {exc}")
                 continue
             self.seq += 1
-            frame = wire.encode("metrics", self.config.name, self.boot, self.seq, time.time(), body)
+            frame = wire.encode(kinds.METRICS, self.config.name, self.boot, self.seq, time.time(), body)
             self.spool.append(self.seq, frame)
-            self.pub.send_multipart([wire.topic("metric", self.config.name), frame])
+            self.pub.send_multipart([wire.topic(kinds.EVENT_METRIC, self.config.name), frame])
             self.counters["batches_forwarded"] += 1
 
     def on_control(self) -> None:
@@ -184,13 +189,13 @@ class Agent:
                 self.register()
             try:
                 env = wire.decode(frame)
-                if env.kind == "command":
+                if env.kind == kinds.COMMAND:
                     self.on_command(env.body)
-                elif env.kind == "backfill":
+                elif env.kind == kinds.BACKFILL:
                     self.on_backfill(env.body)
-                elif env.kind == "reply" and isinstance(env.body, dict) and env.body.get("register"):
+                elif env.kind == kinds.REPLY and isinstance(env.body, dict) and env.body.get("register"):
                     self.register()
-                elif env.kind not in ("heartbeat", "reply", "backfill"):
+                elif env.kind not in (kinds.HEARTBEAT, kinds.REPLY, kinds.BACKFILL):
                     raise WireError("bad_kind", f"the aggregator sends commands, heartbeats and replies, "
                                                 f"not {env.kind!r}")
             except WireError as exc:
@@ -214,7 +219,7 @@ class Agent:
                     return
             self.counters["batches_backfilled"] += len(found)
         for a, b in missing:
-            self._send_control("reply", {"backfill_missing": [a, b], "boot": body.get("boot")})
+            self._send_control(kinds.REPLY, {"backfill_missing": [a, b], "boot": body.get("boot")})
 
     def on_command(self, body: Any) -> None:
         if not isinstance(body, dict) or type(body.get("id")) is not str or len(body["id"]) > 128:
@@ -224,12 +229,12 @@ class Agent:
                            "strategy": body.get("strategy"), "params": body.get("params")})
         if cmd_id in self.done:
             self.audit.append({"time": time.time(), "event": "replay", "id": cmd_id})
-            self._send_control("result", {**self.done[cmd_id], "replayed": True})
+            self._send_control(kinds.RESULT, {**self.done[cmd_id], "replayed": True})
             return
         refusal = self._refusal(body)
         if refusal is not None:
             self.counters["commands_refused"] += 1
-            self._finish({"id": cmd_id, "status": "refused", "result": None, "error": refusal})
+            self._finish({"id": cmd_id, "status": kinds.STATUS_REFUSED, "result": None, "error": refusal})
             return
         self.counters["commands_run"] += 1
         self.runner.submit(cmd_id, body["strategy"], body.get("params") or {})   # validated: a map or none
@@ -263,14 +268,12 @@ class Agent:
 
     def _remember(self, body: dict) -> None:
         self.done[body["id"]] = body
-        while len(self.done) > 1000:
-            self.done.popitem(last=False)
 
     def _finish(self, body: dict) -> None:
         self._remember(body)
         self.audit.append({"time": time.time(), "event": "result", "id": body["id"],
                            "outcome": body.get("status"), "result": body})
-        self._send_control("result", body)
+        self._send_control(kinds.RESULT, body)
 
     def on_heartbeat(self) -> None:
         if time.monotonic() - self.last_from_aggregator > 3 * self.config.heartbeat_s:
@@ -278,7 +281,7 @@ class Agent:
                 log.warning("no word from the aggregator at %s for %.0fs", self.config.endpoint,
                             3 * self.config.heartbeat_s)
             self.aggregator_alive = False
-        self._send_control("heartbeat", {"collectors": self.supervisor.info(),
+        self._send_control(kinds.HEARTBEAT, {"collectors": self.supervisor.info(),
                                          "seq": self.seq, "counters": dict(self.counters)})
 
     # ------------------------------------------------------------------ run

@@ -16,7 +16,9 @@ from perfmesh.model.metric import CATEGORIES
 from perfmesh.protocol import wire
 from perfmesh.store.audit import AuditLog
 from perfmesh.errors import ConfigError, WireError
+from perfmesh.config.settings import AGGREGATOR_DEFAULTS
 from perfmesh.mesh.fleet import Event, Fleet, FleetConfig
+from perfmesh.protocol import kinds
 
 from .loop import Loop, RateLimitedLog
 from .persist import Persistence
@@ -51,7 +53,7 @@ class AggregatorConfig:
     endpoint: Endpoint = field(default_factory=Endpoint)
     fleet: FleetConfig = field(default_factory=FleetConfig)
     stream_hwm: int = 100_000
-    snapshot_interval_s: float = 1.0
+    snapshot_interval_s: float = AGGREGATOR_DEFAULTS["snapshot_interval_s"]
     keys_dir: Path | None = None
     insecure: bool = False
     data_dir: Path = field(default_factory=lambda: default_state_dir("aggregator"))
@@ -193,15 +195,15 @@ class Aggregator:
         for ev in events:
             self.stream_seq += 1
             body = {**ev.to_dict(), "category": ev.category}
-            frame = wire.encode("event", NAME, self.boot, self.stream_seq, time.time(), body)
+            frame = wire.encode(kinds.EVENT, NAME, self.boot, self.stream_seq, time.time(), body)
             self._send_stream(wire.topic(ev.type, ev.host, ev.category), frame)
 
     def _persist_events(self, events: list[Event] | tuple) -> None:
         for ev in events:
-            if ev.type == "violation":
+            if ev.type == kinds.EVENT_VIOLATION:
                 record = {**ev.body, "host": ev.host}
                 self.persist.call(lambda store, r=record: store.add_violation(r["host"], r))
-            elif ev.type == "gap":
+            elif ev.type == kinds.EVENT_GAP:
                 b, host = ev.body, self.fleet.hosts.get(ev.host)
                 boot = host.boot if host is not None else ""
                 self.persist.call(lambda store, b=b, h=ev.host, boot=boot: store.add_gap(
@@ -241,7 +243,7 @@ class Aggregator:
                 if secure:
                     self._check_sender(who, env)
                 host = env.host
-                if env.kind != "metrics":
+                if env.kind != kinds.METRICS:
                     raise WireError("bad_kind", f"ingest accepts metrics only, got {env.kind!r}")
                 self._accept(env, frame, now)
             except WireError as exc:
@@ -259,7 +261,7 @@ class Aggregator:
                 if topic is None:
                     if len(self.metric_topics) >= len(CATEGORIES) * self.fleet.config.max_hosts:
                         self.metric_topics.clear()
-                    topic = self.metric_topics[key] = wire.topic("metric", *key)
+                    topic = self.metric_topics[key] = wire.topic(kinds.EVENT_METRIC, *key)
                 self._send_stream(topic, frame)
             body = env.body
             self.persist.put((env.host, env.boot, env.seq, schema.raw, body["ts"], body["values"], backfilled))
@@ -277,7 +279,7 @@ class Aggregator:
                 if len(self.fleet.backfill_requests) < 10_000:
                     self.fleet.backfill_requests.append(request)
                 continue
-            self._reply(self.control, host.route, "backfill", {"boot": boot, "first": first, "last": last})
+            self._reply(self.control, host.route, kinds.BACKFILL, {"boot": boot, "first": first, "last": last})
 
     def _check_sender(self, who: tuple[str, str] | None, env: wire.Envelope) -> None:
         """An agent may speak only in the name its key is filed under."""
@@ -321,29 +323,29 @@ class Aggregator:
         self._request_backfill()
 
     def _control_message(self, route: bytes, env: wire.Envelope, frame: bytes, now: float) -> None:
-        if env.kind == "register":
+        if env.kind == kinds.REGISTER:
             self.publish(self.fleet.register(env, route, now))
             self._persist_hosts()
-            self._reply(self.control, route, "heartbeat", {"registered": True})
-        elif env.kind == "heartbeat":
+            self._reply(self.control, route, kinds.HEARTBEAT, {"registered": True})
+        elif env.kind == kinds.HEARTBEAT:
             events, must_register = self.fleet.heartbeat(env, route, now)
             self.publish(events)
-            self._reply(self.control, route, "reply" if must_register else "heartbeat",
+            self._reply(self.control, route, kinds.REPLY if must_register else kinds.HEARTBEAT,
                         {"register": True} if must_register else {})
-        elif env.kind == "metrics":        # backfill answers come over the reliable channel
+        elif env.kind == kinds.METRICS:        # backfill answers come over the reliable channel
             self._accept(env, frame, now)
-        elif env.kind == "reply":
+        elif env.kind == kinds.REPLY:
             body = env.body
             missing = body.get("backfill_missing") if isinstance(body, dict) else None
             if not (isinstance(missing, list) and len(missing) == 2 and all(type(x) is int for x in missing)):
                 raise WireError("bad_body", "a reply on control must carry backfill_missing [first, last]")
             self.publish(self.fleet.backfill_unavailable(env.host, str(body.get("boot")), missing[0], missing[1], now))
-        elif env.kind == "result":
+        elif env.kind == kinds.RESULT:
             cmd, result, events = self.fleet.command_result(env, now)
             if cmd is not None:
                 self._audit_result(cmd, result, now)
                 if cmd.origin is not None:
-                    self._reply(self.api, cmd.origin, "reply", result)
+                    self._reply(self.api, cmd.origin, kinds.REPLY, result)
             self.publish(events)
         else:
             raise WireError("bad_kind", f"control accepts register, heartbeat, metrics, reply and result, got {env.kind!r}")
@@ -355,31 +357,31 @@ class Aggregator:
                 if who is None:
                     raise WireError("unauthenticated", "sender's key is not (or no longer) allowed on the api")
                 env = wire.decode(frame)
-                if env.kind != "request" or not isinstance(env.body, dict):
+                if env.kind != kinds.REQUEST or not isinstance(env.body, dict):
                     raise WireError("bad_kind", "api accepts request maps only")
                 self._request(route, env.body, time.time(), who)
             except WireError as exc:
                 self.fleet.count_bad(exc.reason)
-                self._reply(self.api, route, "reply", {"status": "error", "error": str(exc)})
+                self._reply(self.api, route, kinds.REPLY, {"status": kinds.STATUS_ERROR, "error": str(exc)})
 
     def _request(self, route: bytes, body: dict, now: float, who: tuple[str, str]) -> None:
         op = body.get("op")
-        if op == "status":
-            self._reply(self.api, route, "reply", {"status": "ok", **self.fleet.status(now)})
-        elif op == "history":
+        if op == kinds.OP_STATUS:
+            self._reply(self.api, route, kinds.REPLY, {"status": kinds.STATUS_OK, **self.fleet.status(now)})
+        elif op == kinds.OP_HISTORY:
             host, key, since = body.get("host"), body.get("key"), body.get("since", 0.0)
             if type(host) is not str or type(key) is not str or not isinstance(since, (int, float)):
                 raise WireError("bad_body", "history needs host (str), key (str), since (number)")
             samples = self.persist.reader.query(host, key, float(since))
-            self._reply(self.api, route, "reply", {"status": "ok", "samples": samples})
-        elif op == "command":
+            self._reply(self.api, route, kinds.REPLY, {"status": kinds.STATUS_OK, "samples": samples})
+        elif op == kinds.OP_COMMAND:
             role, name = who
             if role not in ("", "operators"):
                 error = f"forbidden: key {name!r} has role {role}; only operators may send commands"
                 self._audit("command", now, id=body.get("id"), operator=name, role=role, host=body.get("host"),
                             strategy=body.get("strategy"), params=body.get("params"), outcome="forbidden",
                             error=error)
-                self._reply(self.api, route, "reply", {"id": body.get("id"), "status": "refused", "error": error})
+                self._reply(self.api, route, kinds.REPLY, {"id": body.get("id"), "status": kinds.STATUS_REFUSED, "error": error})
                 return
             self._command(route, body, now, name or str(body.get("operator", ""))[:64])
         else:
@@ -398,7 +400,7 @@ class Aggregator:
                     params=params, outcome="sent" if reply is None else reply["status"],
                     error=None if reply is None else reply.get("error"))
         if reply is not None:
-            self._reply(self.api, route, "reply", reply)
+            self._reply(self.api, route, kinds.REPLY, reply)
             return
         self._send_command(cmd)
 
@@ -414,7 +416,7 @@ class Aggregator:
 
     def _send_command(self, cmd) -> None:
         route = self.fleet.hosts[cmd.host].route
-        self._reply(self.control, route, "command", cmd.to_wire())
+        self._reply(self.control, route, kinds.COMMAND, cmd.to_wire())
 
     # ---------------------------------------------------------------- ticks
     def on_tick(self) -> None:
@@ -428,7 +430,7 @@ class Aggregator:
         for cmd, result in answers:
             self._audit_result(cmd, result, time.time())
             if cmd.origin is not None:
-                self._reply(self.api, cmd.origin, "reply", result)
+                self._reply(self.api, cmd.origin, kinds.REPLY, result)
 
     def on_snapshot(self) -> None:
         if not self.sinks:

@@ -32,7 +32,10 @@ from collections import deque
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
+from perfmesh.mesh.restart import Backoff
+from perfmesh.model.serieskey import parse_series_key
 from perfmesh.rules.alerting import Alert, AlertEngine
+from perfmesh.protocol import kinds
 
 log = logging.getLogger("perfmesh.alerts")
 RETRYABLE_STATUS = {408, 429}
@@ -83,7 +86,7 @@ class HttpOutbox:
             return len(self._items)
 
     def _run(self) -> None:
-        delay = self.backoff_s
+        backoff = Backoff(self.backoff_s, max(self.backoff_s, self.max_backoff_s))
         while True:
             with self._cond:
                 while not self._items and not self._stop:
@@ -97,10 +100,9 @@ class HttpOutbox:
                     self.stats["retries"] += 1
                     if self._stop:
                         return
-                    self._cond.wait(delay)
-                    delay = min(delay * 2, self.max_backoff_s)
+                    self._cond.wait(backoff.failed())
                     continue
-                delay = self.backoff_s
+                backoff.succeeded()
                 last = batch[-1][0]
                 while self._items and self._items[0][0] <= last:
                     self._items.popleft()
@@ -162,7 +164,7 @@ class WebhookTarget:
 
 def am_alert(alert: Alert, ends_at: float) -> dict[str, Any]:
     """An :class:`Alert` in Alertmanager's v2 ``postableAlert`` shape."""
-    metric = alert.metric.split("{", 1)[0]
+    metric = parse_series_key(alert.metric)[0]
     labels = {**{k: v for k, v in alert.labels.items() if v},
               "alertname": alert.name, "host": alert.host, "metric": metric,
               "severity": alert.severity, "category": alert.category or "-",
@@ -195,7 +197,7 @@ class AlertmanagerTarget:
                 old = self.active.pop((a.name, a.host, a.metric, a.previous_severity), None)
                 if old is not None:
                     items.append(am_alert(old, now))
-            if a.state == "resolved":
+            if a.state == kinds.RESOLVED:
                 self.active.pop(a.fingerprint, None)
                 items.append(am_alert(a, a.timestamp))
             else:
@@ -228,7 +230,7 @@ class AlertSink:
 
     # -- on the loop thread: filter and enqueue only
     def on_events(self, events: list[Any], now: float) -> None:
-        wanted = [e for e in events if e.type == "violation"]
+        wanted = [e for e in events if e.type == kinds.EVENT_VIOLATION]
         if wanted:
             self._put(("events", wanted, now))
 

@@ -32,8 +32,10 @@ import zmq
 from perfmesh.protocol import wire
 from perfmesh.protocol.batch import BatchEncoder
 from perfmesh.errors import ConfigError
+from perfmesh.model.address import HOST_NAME_RULE, is_host_name
 from perfmesh.model.metric import PerformanceMetric
 from perfmesh.optimize.engine import OptimizationEngine
+from perfmesh.protocol import kinds
 
 from .agent import Agent, AgentConfig
 from .loop import Loop
@@ -85,9 +87,8 @@ class AppAgent:
                  keys: tuple[str | os.PathLike, str | os.PathLike] | None = None,
                  insecure: bool = False, interval_s: float = 1.0, heartbeat_s: float = 1.0,
                  state_dir: str | os.PathLike | None = None) -> None:
-        if type(name) is not str or not name or len(name) > wire.MAX_NAME_LEN or "/" in name:
-            raise ConfigError(f"mesh name {name!r:.80} is invalid; expected a non-empty name of at most "
-                              f"{wire.MAX_NAME_LEN} characters without '/'")
+        if not is_host_name(name):
+            raise ConfigError(f"mesh name {name!r:.80} is invalid; expected {HOST_NAME_RULE}")
         self.config = AgentConfig(
             endpoint=app_endpoint(address, keys, insecure), name=name, interval_s=interval_s,
             heartbeat_s=heartbeat_s, kinds=(),
@@ -179,7 +180,7 @@ class AppAgent:
             return
         body = self._encoder.encode(CATEGORY, now, metrics)
         try:
-            self._pub.send_multipart([wire.topic("batch", CATEGORY), wire.pack(body)], zmq.NOBLOCK)
+            self._pub.send_multipart([wire.topic(kinds.BATCH, CATEGORY), wire.pack(body)], zmq.NOBLOCK)
             self.batches_published += 1
         except zmq.Again:  # pragma: no cover - inproc with a 100-message buffer
             log.warning("mesh agent %s: local queue full; batch dropped", self.name)

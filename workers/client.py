@@ -11,7 +11,7 @@ import zmq
 from perfmesh.protocol import wire
 from perfmesh.protocol.batch import SchemaCache, batch_metrics, decode_batch
 from perfmesh.errors import PerfmeshError, WireError
-from perfmesh.mesh.fleet import EVENT_TYPES
+from perfmesh.protocol import kinds
 
 from .security import HandshakeWatch, secure_client
 from .transport import Endpoint, make_socket
@@ -33,7 +33,7 @@ class ApiClient:
         self.boot = uuid.uuid4().hex
 
     def request(self, body: dict[str, Any], timeout_s: float = 3.0) -> dict[str, Any]:
-        self.sock.send(wire.encode("request", self.name, self.boot, 0, time.time(), body))
+        self.sock.send(wire.encode(kinds.REQUEST, self.name, self.boot, 0, time.time(), body))
         deadline = time.monotonic() + timeout_s
         while True:
             remaining_ms = int((deadline - time.monotonic()) * 1000)
@@ -47,20 +47,20 @@ class ApiClient:
                 raise Unreachable(f"no answer from the aggregator at {self.endpoint} within {timeout_s:g}s "
                                   f"(is `perfmesh aggregator` running there?)")
             env = wire.decode(self.sock.recv())
-            if env.kind == "reply" and isinstance(env.body, dict):
+            if env.kind == kinds.REPLY and isinstance(env.body, dict):
                 if "id" in body and env.body.get("id") not in (None, body["id"]):
                     continue   # a late answer to an earlier request
                 return env.body
 
     def status(self, timeout_s: float = 3.0) -> dict[str, Any]:
-        return self.request({"op": "status"}, timeout_s)
+        return self.request({"op": kinds.OP_STATUS}, timeout_s)
 
     def history(self, host: str, key: str, since: float, timeout_s: float = 5.0) -> list:
-        return self.request({"op": "history", "host": host, "key": key, "since": since}, timeout_s)["samples"]
+        return self.request({"op": kinds.OP_HISTORY, "host": host, "key": key, "since": since}, timeout_s)["samples"]
 
     def command(self, host: str, strategy: str, params: dict[str, Any], timeout_s: float = 10.0,
                 cmd_id: str | None = None) -> dict[str, Any]:
-        body = {"op": "command", "id": cmd_id or uuid.uuid4().hex, "host": host, "strategy": strategy,
+        body = {"op": kinds.OP_COMMAND, "id": cmd_id or uuid.uuid4().hex, "host": host, "strategy": strategy,
                 "params": params, "timeout_s": timeout_s, "operator": self.name}
         return self.request(body, timeout_s + 3.0)
 
@@ -74,7 +74,7 @@ def subscription_prefixes(types: list[str], host: str | None, category: str | No
                           hosts: list[str]) -> list[bytes]:
     """Topic prefixes for the filters; ``hosts`` is used when only a category is given."""
     out = []
-    for t in types or list(EVENT_TYPES):
+    for t in types or list(kinds.EVENT_TYPES):
         if host:
             out.append(wire.topic(t, host, category) if category else wire.topic(t, host))
         elif category:
@@ -90,7 +90,7 @@ class Subscriber:
     def __init__(self, endpoint: Endpoint, types: list[str] | None = None, host: str | None = None,
                  category: str | None = None, ctx: zmq.Context | None = None, hosts: list[str] | None = None) -> None:
         self.ctx = ctx or zmq.Context.instance()
-        self.types, self.host, self.category = list(types or EVENT_TYPES), host, category
+        self.types, self.host, self.category = list(types or kinds.EVENT_TYPES), host, category
         self.sock = make_socket(self.ctx, zmq.SUB, hwm=100_000, heartbeat_ms=1000)
         secure_client(endpoint, self.sock)
         self.handshakes = HandshakeWatch([(self.sock, endpoint.url("stream"))])
@@ -100,7 +100,7 @@ class Subscriber:
         self.bad_frames = 0
         if category and not host:
             # learn hosts as they appear, so a category filter stays a topic prefix
-            self.sock.setsockopt(zmq.SUBSCRIBE, wire.topic("host"))
+            self.sock.setsockopt(zmq.SUBSCRIBE, wire.topic(kinds.EVENT_HOST))
             self.add_hosts(hosts or [])
         else:
             for p in subscription_prefixes(self.types, host, category, []):
@@ -129,15 +129,15 @@ class Subscriber:
 
     def _expand(self, topic: bytes, frame: bytes) -> Iterator[dict[str, Any]]:
         env = wire.decode(frame)
-        if env.kind == "metrics":
+        if env.kind == kinds.METRICS:
             schema, ts, values = decode_batch(env.body, self.cache)
             for m in batch_metrics(schema, ts, values):
-                yield {"type": "metric", "host": env.host, **m}
-        elif env.kind == "event" and isinstance(env.body, dict):
+                yield {"type": kinds.EVENT_METRIC, "host": env.host, **m}
+        elif env.kind == kinds.EVENT and isinstance(env.body, dict):
             body = env.body
-            if body.get("type") == "host" and self.category and not self.host:
+            if body.get("type") == kinds.EVENT_HOST and self.category and not self.host:
                 self.add_hosts([str(body.get("host"))])
-                if "host" not in self.types or not topic.endswith(f"{self.category}/".encode()):
+                if kinds.EVENT_HOST not in self.types or not topic.endswith(f"{self.category}/".encode()):
                     return
             yield body
 

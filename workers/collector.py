@@ -16,10 +16,10 @@ import zmq
 from perfmesh.protocol import wire
 from perfmesh.protocol.batch import BatchEncoder
 from perfmesh.collect.collection import MetricsCollector
+from perfmesh.protocol.kinds import BATCH
 
 from .transport import make_socket
 
-COLLECTOR_KINDS = {"cpu": ("cpu",), "memory": ("memory",), "io": ("disk", "network")}
 PR_SET_PDEATHSIG = 1
 
 
@@ -42,9 +42,9 @@ def run(kind: str, url: str, interval_s: float, parent_pid: int) -> None:
     pub = make_socket(ctx, zmq.PUB, hwm=1000, heartbeat_ms=0)
     pub.connect(url)
     collector = MetricsCollector(interval=interval_s, history_size=1)
-    kinds = COLLECTOR_KINDS[kind]
+    kinds = (kind,)                 # MetricsCollector knows each of COLLECTOR_KINDS ("io": disk + network)
     encoders: dict[str, BatchEncoder] = {}
-    topic = wire.topic("batch", kind)
+    topic = wire.topic(BATCH, kind)
     next_due = time.monotonic()
     try:
         while not stopping.is_set() and os.getppid() == parent_pid:

@@ -33,8 +33,10 @@ from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import CollectorRegistry
 
-from perfmesh.rules.alerting import BurnTracker, BurnRateConfig, split_series_key
-from perfmesh.errors import ConfigError
+from perfmesh.model.address import parse_listen
+from perfmesh.model.serieskey import parse_series_key
+from perfmesh.rules.alerting import BurnTracker, BurnRateConfig
+from perfmesh.protocol import kinds
 
 PREFIX = "perfmesh_"
 RESERVED = ("perfmesh_aggregator_", "perfmesh_budget_", "perfmesh_host_")
@@ -46,15 +48,6 @@ def metric_name(series_name: str) -> str | None:
     """``perfmesh_<name>`` with invalid characters as ``_``; None when it would shadow ours."""
     name = PREFIX + _BAD.sub("_", series_name)
     return None if name.startswith(RESERVED) else name
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """``ADDR:PORT`` or ``[v6]:PORT`` -> (addr, port)."""
-    host, sep, port = text.rpartition(":")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"metrics listen address {text!r} is invalid; expected ADDR:PORT, e.g. 127.0.0.1:9790")
-    return host, int(port)
 
 
 class SnapshotCollector:
@@ -89,7 +82,7 @@ class SnapshotCollector:
     def count_events(self, events: list[Any]) -> None:
         with self._lock:
             for ev in events:
-                if ev.type == "violation" and ev.body.get("state") == "firing":
+                if ev.type == kinds.EVENT_VIOLATION and ev.body.get("state") == kinds.FIRING:
                     key = (ev.host, str(ev.body.get("metric")), str(ev.body.get("severity")))
                     self._violations[key] = self._violations.get(key, 0) + 1
 
@@ -167,7 +160,7 @@ class SnapshotCollector:
         families: dict[str, tuple[set[str], list]] = {}
         for host, rows in latest.items():
             for key, (ts, value, category, unit) in rows.items():
-                name, labels = split_series_key(key)
+                name, labels = parse_series_key(key)
                 prom = metric_name(name)
                 if prom is None:
                     continue
@@ -232,7 +225,7 @@ class MetricsExporter:
 
     def __init__(self, listen: str, limits_for: Callable[[str], Mapping[str, float]],
                  burn: BurnRateConfig | None = None) -> None:
-        addr, port = parse_listen(listen)
+        addr, port = parse_listen(listen, what="metrics listen address")
         self.collector = SnapshotCollector(limits_for, burn)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)   # type: ignore[arg-type]
@@ -245,7 +238,7 @@ class MetricsExporter:
         self._thread.start()
 
     def on_events(self, events: list[Any], now: float) -> None:
-        if any(ev.type == "violation" for ev in events):
+        if any(ev.type == kinds.EVENT_VIOLATION for ev in events):
             self.collector.count_events(events)
 
     def on_snapshot(self, snapshot: dict[str, Any], now: float) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import zmq
 
 from perfmesh.errors import WireError
-from perfmesh.mesh.fleet import EVENT_TYPES
+from perfmesh.protocol import kinds
 from perfmesh.protocol import wire
 from perfmesh.protocol.batch import SchemaCache, check_body
 from perfmesh.store.recording import RecordingInfo, RecordingWriter
@@ -53,8 +53,8 @@ class Recorder:
             raise
         self.handshakes = HandshakeWatch([(self.sock, config.endpoint.url("stream"))])
         self.sock.connect(config.endpoint.url("stream"))
-        prefixes = ([p for h in config.hosts for p in subscription_prefixes(list(EVENT_TYPES), h, None, [])]
-                    or subscription_prefixes(list(EVENT_TYPES), None, None, []))
+        prefixes = ([p for h in config.hosts for p in subscription_prefixes(list(kinds.EVENT_TYPES), h, None, [])]
+                    or subscription_prefixes(list(kinds.EVENT_TYPES), None, None, []))
         for p in prefixes:
             self.sock.setsockopt(zmq.SUBSCRIBE, p)
         self.schemas = SchemaCache()
@@ -93,11 +93,11 @@ class Recorder:
         if len(frames) != 2:
             raise WireError("frame_count", f"expected [topic, envelope], got {len(frames)} frames")
         env = wire.decode(frames[1])
-        if env.kind == "metrics":
+        if env.kind == kinds.METRICS:
             schema_raw, _, _ = check_body(env.body)
             self.schemas.get(schema_raw)       # validates the schema once per distinct blob
             self.writer.write_batch(now, env)
-        elif env.kind == "event" and isinstance(env.body, dict):
+        elif env.kind == kinds.EVENT and isinstance(env.body, dict):
             self.writer.write_event(now, env.body)
         else:
             raise WireError("bad_kind", f"the stream carries metrics and events, got {env.kind!r}")

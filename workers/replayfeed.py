@@ -18,6 +18,7 @@ import uuid
 import zmq
 
 from perfmesh.protocol import wire
+from perfmesh.protocol import kinds
 from perfmesh.store.recording import BatchRecord, RecordingError, RecordingReader
 
 from .security import secure_client
@@ -76,8 +77,8 @@ class Feeder:
                         return
                 ts = base + (record.ts - first) / scale
                 body = {"schema": record.schema_raw, "ts": ts, "values": record.values_raw}
-                sock.send_multipart([wire.topic("metric", record.host), wire.encode(
-                    "metrics", record.host, self._boot(record.boot), record.seq, ts, body)])
+                sock.send_multipart([wire.topic(kinds.EVENT_METRIC, record.host), wire.encode(
+                    kinds.METRICS, record.host, self._boot(record.boot), record.seq, ts, body)])
                 self.sent += 1
         except RecordingError as exc:
             self.problem = exc

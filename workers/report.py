@@ -15,6 +15,7 @@ from perfmesh.rules.budget import DEFAULT_BUDGETS
 from perfmesh.errors import PerfmeshError
 from perfmesh.model.metric import series_key
 from perfmesh.views.report_html import build_report
+from perfmesh.protocol import kinds
 
 from .client import ApiClient, Subscriber
 from .transport import Endpoint
@@ -31,7 +32,7 @@ FALLBACK_SERIES = {
 
 def discover_series(endpoint: Endpoint, host: str, ctx: zmq.Context, settle_s: float, timeout_s: float = 5.0) -> dict[str, str]:
     """Series keys (-> unit) the host publishes, learned from its live stream."""
-    sub = Subscriber(endpoint, ["metric"], host, ctx=ctx)
+    sub = Subscriber(endpoint, [kinds.EVENT_METRIC], host, ctx=ctx)
     found: dict[str, str] = {}
     first = None
     deadline = time.monotonic() + timeout_s

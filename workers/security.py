@@ -29,6 +29,7 @@ import zmq
 import zmq.auth
 
 from perfmesh.errors import ConfigError
+from perfmesh.mesh.restart import Backoff
 
 from .transport import Endpoint, is_loopback
 
@@ -274,7 +275,7 @@ class HandshakeWatch:
 
     def __init__(self, socks_and_urls: list[tuple[zmq.Socket, str]]) -> None:
         self.items = [(sock, url, sock.get_monitor_socket(HANDSHAKE_FAILED)) for sock, url in socks_and_urls]
-        self.backoff_s = 1.0
+        self.backoff = Backoff(1.0, 30.0)
         self.retry_at: float | None = None
         self.refusals = 0
 
@@ -286,10 +287,10 @@ class HandshakeWatch:
                 mon.recv_multipart()
                 self.refusals += 1
                 if self.retry_at is None:
-                    self.retry_at = now + self.backoff_s
+                    delay_s = self.backoff.failed()
+                    self.retry_at = now + delay_s
                     note = (f"the aggregator at {url} refused our handshake (key not allowlisted yet, or a "
-                            f"wrong --server-key); retrying in {self.backoff_s:.0f}s")
-                    self.backoff_s = min(30.0, self.backoff_s * 2)
+                            f"wrong --server-key); retrying in {delay_s:.0f}s")
         if self.retry_at is not None and now >= self.retry_at:
             self.retry_at = None
             for sock, url, _ in self.items:

@@ -14,11 +14,10 @@ from typing import Any
 import zmq
 
 from perfmesh.errors import ConfigError
+from perfmesh.model.address import DEFAULT_BASE_PORT, DEFAULT_HOST, PORT_OFFSETS, parse_connect
+from perfmesh.model.address import is_loopback as is_loopback  # the aggregator, security and the CLI use it
 from perfmesh.protocol.wire import MAX_FRAME_BYTES
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_BASE_PORT = 7700
-PORT_OFFSETS = {"ingest": 0, "control": 1, "stream": 2, "api": 3}
 
 
 @dataclass(frozen=True)
@@ -44,29 +43,7 @@ class Endpoint:
 
 def parse_endpoint(text: str, default_port: int = DEFAULT_BASE_PORT) -> Endpoint:
     """``HOST``, ``HOST:BASE`` or ``[v6]:BASE`` -> Endpoint; a clear error otherwise."""
-    text = text.strip()
-    host, port = text, default_port
-    if text.startswith("["):
-        close = text.find("]")
-        if close < 0:
-            raise ConfigError(f"endpoint {text!r}: missing ']' after an IPv6 address; expected [ADDR]:PORT")
-        host, rest = text[1:close], text[close + 1:]
-        if rest:
-            if not rest.startswith(":"):
-                raise ConfigError(f"endpoint {text!r}: expected ':PORT' after ']'")
-            port = _port(text, rest[1:])
-    elif text.count(":") == 1:
-        host, raw = text.split(":")
-        port = _port(text, raw)
-    if not host:
-        raise ConfigError(f"endpoint {text!r}: empty host; expected HOST[:BASE_PORT]")
-    return Endpoint(host, port)
-
-
-def _port(text: str, raw: str) -> int:
-    if not raw.isdigit() or not 1 <= int(raw) <= 65535 - len(PORT_OFFSETS):
-        raise ConfigError(f"endpoint {text!r}: port {raw!r} is not a number from 1 to {65535 - len(PORT_OFFSETS)}")
-    return int(raw)
+    return Endpoint(*parse_connect(text, default_port))
 
 
 def make_socket(ctx: zmq.Context, kind: int, *, hwm: int = 10_000, linger_ms: int = 0,
@@ -102,10 +79,6 @@ def default_state_dir(role: str) -> Path:
     (~/.local/state/perfmesh/ROLE)."""
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return Path(base) / "perfmesh" / role
-
-
-def is_loopback(host: str) -> bool:
-    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def endpoint_in_use(exc: BaseException) -> bool:

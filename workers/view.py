@@ -31,6 +31,7 @@ from perfmesh.views.dashboard import FleetModel, HostDetail, HostRow
 from perfmesh.views.top import TopState, parse_keys
 from perfmesh.views.render import format_value
 from perfmesh.views.safe_text import safe_text
+from perfmesh.protocol import kinds
 
 from .feed import Feed
 from .transport import Endpoint
@@ -255,13 +256,13 @@ def detail_view(d: HostDetail, width: int, height: int) -> Group:
     merged.sort(key=lambda x: x[0] if isinstance(x[0], (int, float)) else 0, reverse=True)
     for ts, kind, ev in merged[:max(3, height - 16 - (len(d.per_cpu) + 1) // 3)]:
         if kind == "v":
-            resolved = ev.get("state") == "resolved"
+            resolved = ev.get("state") == kinds.RESOLVED
             style = "green" if resolved else ("bold red" if ev.get("severity") == "critical" else "yellow")
             msg = Text(safe_text(f"{'resolved' if resolved else ev.get('severity', 'violation')} {ev.get('metric')} "
                                  f"= {format_value(ev.get('value'))} (limit {format_value(ev.get('limit'))})"),
                        style=style)
         else:
-            ok = ev.get("status") == "success"
+            ok = ev.get("status") == kinds.STATUS_SUCCESS
             msg = Text(safe_text(f"command {ev.get('strategy')} → {ev.get('status')}"
                                  + (f" ({ev['operator']})" if ev.get("operator") else "")
                                  + (f": {ev['error']}" if ev.get("error") else "")), style="green" if ok else "red")

@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import zmq
 
+from perfmesh.model.address import DEFAULT_HOST, is_host_name, parse_listen
 from perfmesh.views.dashboard import FleetModel
 from perfmesh.errors import ConfigError, PerfmeshError
 
@@ -42,8 +43,8 @@ log = logging.getLogger("perfmesh.web")
 
 ASSETS = {"app.js": "text/javascript; charset=utf-8", "chart.js": "text/javascript; charset=utf-8",
           "style.css": "text/css; charset=utf-8", "favicon.svg": "image/svg+xml"}
-HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*(\{[A-Za-z0-9_.,=:/-]*\})?")
+# a series key as model/serieskey.py writes it: label values may hold backslash escapes
+KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*(\{([A-Za-z0-9_.,=:/-]|\\[\\,={}\"])*\})?")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
@@ -59,11 +60,11 @@ def asset(name: str) -> bytes:
     return resources.files("workers").joinpath("web_assets", name).read_bytes()
 
 
-def parse_listen(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"--listen {text!r}: expected ADDR:PORT, e.g. 127.0.0.1:7780")
-    return host.strip("[]") or "127.0.0.1", int(port)
+def parse_web_listen(text: str) -> tuple[str, int]:
+    """``--listen``: ``ADDR:PORT`` (``:PORT`` means the loopback address)."""
+    if isinstance(text, str) and text.startswith(":"):
+        text = DEFAULT_HOST + text
+    return parse_listen(text, what="--listen", example="127.0.0.1:7780")
 
 
 class WebApp:
@@ -226,7 +227,7 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(200, app.page(None), "text/html; charset=utf-8")
             elif path.startswith("/host/"):
                 host = unquote(path[len("/host/"):])
-                if not HOST_RE.fullmatch(host):
+                if not is_host_name(host):
                     return self._error(404, "no such host")
                 self._send(200, app.page(host), "text/html; charset=utf-8")
             elif path.startswith("/static/") and path[len("/static/"):] in ASSETS:
@@ -257,7 +258,7 @@ class Handler(BaseHTTPRequestHandler):
             since_s = float(query.get("since_s", ["3600"])[0])
         except ValueError:
             since_s = math.nan
-        if not HOST_RE.fullmatch(host) or not KEY_RE.fullmatch(key) or not 0 < since_s <= 30 * 86400:
+        if not is_host_name(host) or not KEY_RE.fullmatch(key) or not 0 < since_s <= 30 * 86400:
             return self._error(400, "history needs host, key and 0 < since_s <= 2592000")
         try:
             samples = self.app.call("history", host, key, time.time() - since_s)
@@ -322,7 +323,7 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             return self._error(400, "command body is not JSON")
         host, strategy, params = body.get("host"), body.get("strategy"), body.get("params", {})
-        if not isinstance(host, str) or not HOST_RE.fullmatch(host) or not isinstance(strategy, str) \
+        if not isinstance(host, str) or not is_host_name(host) or not isinstance(strategy, str) \
                 or not isinstance(params, dict):
             return self._error(400, "command needs host, strategy and params (an object)")
         try:
@@ -346,7 +347,7 @@ def _sse(event: str, data: Any) -> bytes:
 
 
 def make_server(app: WebApp, listen: str, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> BoundedHTTPServer:
-    host, port = parse_listen(listen)
+    host, port = parse_web_listen(listen)
     handler = type("BoundHandler", (Handler,), {"app": app})
     return BoundedHTTPServer((host, port), handler, max_connections)
 
@@ -358,7 +359,7 @@ def run_web(endpoint: Endpoint, listen: str, allow_commands: bool = False,
     (which fails closed off loopback without a secret); the default allows loopback only."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s web %(levelname)s %(message)s")
     if access is None:
-        access = web_access(parse_listen(listen)[0])     # loopback only, or ConfigError
+        access = web_access(parse_web_listen(listen)[0])     # loopback only, or ConfigError
     app = WebApp(endpoint, allow_commands, command_endpoint, access)
     try:
         server = make_server(app, listen, max_connections)

@@ -36,6 +36,9 @@ KINDS = ("cpu", "memory", "disk", "network", "io")
 
 DEFAULT_KINDS = ("cpu", "memory", "disk", "network")
 
+COLLECTOR_KINDS = ("cpu", "memory", "io")
+"""The mesh's collector processes, one per kind (an agent's ``kinds``)."""
+
 LOOPBACK_INTERFACES = frozenset({"lo", "lo0"})
 
 # (metric name, counter attribute, unit, scale, is_percent). A percent is capped at 100 and

@@ -2,5 +2,5 @@
 load), ``validation`` (every problem with its dotted key and what was expected), ``settings``
 (defaults, then the file, then the command-line flags) and ``example`` (the commented example).
 
-May import: ``perfmesh.errors``, ``model``, ``rules``, ``mesh``, ``optimize``.
+May import: ``perfmesh.errors``, ``model``, ``collect``, ``rules``, ``mesh``, ``optimize``.
 """

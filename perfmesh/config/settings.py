@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from ..mesh.fleet import FleetConfig
+from ..model.address import DEFAULT_BASE_PORT, DEFAULT_CONNECT, DEFAULT_HOST
 from .schema import Config
 
 
@@ -20,14 +22,19 @@ def merge(defaults: Mapping[str, Any], file_values: Mapping[str, Any],
     return out
 
 
+# Defaults are read from what they configure (FleetConfig, the address constants), never
+# written here a second time. The processes' own dataclasses (workers' AggregatorConfig and
+# AgentConfig) take the few they alone use from these tables.
+_FLEET = FleetConfig()
 AGGREGATOR_DEFAULTS: dict[str, Any] = {
-    "bind": "127.0.0.1", "port": 7700, "heartbeat_s": 1.0, "history_rows": 1000,
-    "auto_optimize": False, "metrics_listen": None, "keys_dir": None,
-    "snapshot_interval_s": 1.0, "command_timeout_s": 10.0, "max_hosts": 10_000,
-    "max_series_per_host": 10_000,
+    "bind": DEFAULT_HOST, "port": DEFAULT_BASE_PORT, "heartbeat_s": _FLEET.heartbeat_interval_s,
+    "history_rows": _FLEET.history_rows, "auto_optimize": _FLEET.auto_optimize,
+    "metrics_listen": None, "keys_dir": None, "snapshot_interval_s": 1.0,
+    "command_timeout_s": _FLEET.command_timeout_s, "max_hosts": _FLEET.max_hosts,
+    "max_series_per_host": _FLEET.max_series_per_host,
 }
 AGENT_DEFAULTS: dict[str, Any] = {
-    "connect": "127.0.0.1:7700", "name": None, "interval_s": 1.0, "heartbeat_s": 1.0,
+    "connect": DEFAULT_CONNECT, "name": None, "interval_s": 1.0, "heartbeat_s": 1.0,
     "key": None, "server_key": None, "commands": True, "allow": None, "kinds": None,
 }
 

@@ -10,21 +10,22 @@ for each table of the file, which keys it may hold and what each must be.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from ..collect.collection import COLLECTOR_KINDS
+from ..errors import ConfigError
+from ..model.address import HOST_NAME_RE, HOST_NAME_RULE, MAX_BASE_PORT, parse_connect, parse_listen
+from ..model.metric import METRIC_NAME_RE, is_finite_number as _is_number
+from ..optimize.engine import NAME_RE as STRATEGY_NAME_RE
 from ..rules.analysis import BOTTLENECK_KINDS
 
 CONFIG_VERSION = 1
-_HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
-_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.:]{0,127}(\{.*\})?\Z")
-_STRATEGY_RE = re.compile(r"[a-z0-9_.-]{1,64}\Z")
-_LISTEN_RE = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})\Z")
-_CONNECT_RE = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(:\d{1,5})?\Z")
+_NAME_RE = re.compile(METRIC_NAME_RE.pattern.removesuffix(r"\Z") + r"(\{.*\})?\Z")   # a name or series key
+_STRATEGY_RE = STRATEGY_NAME_RE
 _URL_RE = re.compile(r"https?://[^\s/]+(/\S*)?\Z")
-AGENT_KINDS = ("cpu", "memory", "io")
+AGENT_KINDS = COLLECTOR_KINDS
 
 
 @dataclass(frozen=True)
@@ -41,10 +42,6 @@ class ConfigIssue:
 # ---------------------------------------------------------------- validators
 # Each returns an error message (what was expected) or None when the value is fine.
 Check = Callable[[Any], "str | None"]
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _number(minimum: float | None = None, *, above: bool = False,
@@ -86,11 +83,17 @@ def _matching(regex: re.Pattern, what: str) -> Check:
     return check
 
 
-def _listen(v: Any) -> str | None:
-    m = _LISTEN_RE.match(v) if isinstance(v, str) else None
-    if m and 1 <= int(m.group(2)) <= 65535:
+def _parses(parser: Callable[[str], Any], what: str) -> Check:
+    def check(v: Any) -> str | None:
+        try:
+            parser(v)
+        except ConfigError:
+            return f"expected {what}"
         return None
-    return "expected ADDR:PORT, e.g. 127.0.0.1:9790"
+    return check
+
+
+_listen = _parses(parse_listen, "ADDR:PORT, e.g. 127.0.0.1:9790")
 
 
 def _one_of(choices: tuple[str, ...]) -> Check:
@@ -169,7 +172,7 @@ class _Checker:
 
 AGGREGATOR_FIELDS: dict[str, Check] = {
     "bind": _string,
-    "port": _integer(1, 65531),
+    "port": _integer(1, MAX_BASE_PORT),
     "keys_dir": _string,
     "heartbeat_s": _number(0, above=True),
     "snapshot_interval_s": _number(0, above=True),
@@ -180,8 +183,8 @@ AGGREGATOR_FIELDS: dict[str, Check] = {
     "metrics_listen": _listen,
 }
 AGENT_FIELDS: dict[str, Check] = {
-    "connect": _matching(_CONNECT_RE, "HOST[:BASE_PORT], e.g. 10.0.0.5:7700"),
-    "name": _matching(_HOST_RE, "a host name (letters, digits, '_', '.', '-'; at most 128)"),
+    "connect": _parses(parse_connect, "HOST[:BASE_PORT], e.g. 10.0.0.5:7700"),
+    "name": _matching(HOST_NAME_RE, HOST_NAME_RULE),
     "interval_s": _number(0, above=True),
     "heartbeat_s": _number(0, above=True),
     "key": _string,

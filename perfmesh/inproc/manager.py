@@ -54,7 +54,8 @@ from .ticker import Ticker
 from .optimizing import recommended_strategies, run_strategies, validation_report
 from ..rules.analysis import Bottleneck, detect_bottlenecks, optimization_potential, overall_health, recommendations
 from ..rules.baseline import BaselineTracker
-from ..rules.budget import BudgetViolation, PerformanceBudget
+from ..rules.budget import BudgetViolation
+from .budget import PerformanceBudget
 from ..collect.collection import MetricsCollector
 from ..errors import ConfigError
 from ..model.metric import PerformanceMetric, PerformanceProfile, is_finite_number

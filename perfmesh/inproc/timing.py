@@ -30,23 +30,13 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence, TypeVar
 
 from ..errors import ConfigError
+from ..model.percentile import percentile
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 STATS_ATTR = "__perfmesh_stats__"
 RESERVOIR_SIZE = 1024
 FOLD_THRESHOLD = 4096
-
-
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0-100) of already sorted values, linear interpolation."""
-    if not sorted_values:
-        return 0.0
-    position = (len(sorted_values) - 1) * q / 100.0
-    low = math.floor(position)
-    high = min(low + 1, len(sorted_values) - 1)
-    fraction = position - low
-    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * fraction
 
 
 class SampleRecorder:

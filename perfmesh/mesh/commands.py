@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-TERMINAL_STATUSES = ("success", "failed", "refused", "timeout", "unknown_outcome", "busy")
+from ..model.lru import BoundedLRU
+from ..protocol import kinds
+
+TERMINAL_STATUSES = kinds.COMMAND_STATUSES
+MAX_DONE = 1000
+"""Finished results remembered per tracker (aggregator and agent) to answer replays."""
 
 
 @dataclass
@@ -31,9 +35,12 @@ class PendingCommand:
 class CommandTracker:
     """Pending commands by id, and a bounded cache of finished results for replays."""
 
-    max_done: int = 1000
+    max_done: int = MAX_DONE
     pending: dict[str, PendingCommand] = field(default_factory=dict)
-    done: "OrderedDict[str, dict[str, Any]]" = field(default_factory=OrderedDict)
+    done: BoundedLRU[str, dict[str, Any]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.done = BoundedLRU(self.max_done)
 
     def known(self, cmd_id: str) -> dict[str, Any] | None:
         """A finished result for ``cmd_id`` (a replay), else None."""
@@ -46,8 +53,6 @@ class CommandTracker:
         cmd = self.pending.pop(cmd_id, None)
         if cmd is not None:
             self.done[cmd_id] = result
-            while len(self.done) > self.max_done:
-                self.done.popitem(last=False)
         return cmd
 
     def expired(self, now: float) -> list[PendingCommand]:

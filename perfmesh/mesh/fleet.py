@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..rules.analysis import Bottleneck, detect_bottlenecks, overall_health
+from ..rules.analysis import BOTTLENECK_CATEGORIES, Bottleneck, detect_bottlenecks, overall_health
 from ..protocol.batch import BatchSchema, SchemaCache, decode_batch
 from ..rules.budget import DEFAULT_BUDGETS, BudgetViolation, PerformanceBudget
 from .commands import CommandTracker, PendingCommand
@@ -22,11 +22,10 @@ from .ratelimit import RateLimiter
 from .sequence import BACKFILL, DUPLICATE, SeqTracker
 from .history import DEFAULT_HISTORY_ROWS, SeriesHistory
 from ..protocol.wire import Envelope
+from ..protocol import kinds
 
-EVENT_TYPES = ("metric", "violation", "bottleneck", "command", "host", "gap")
+EVENT_TYPES = kinds.EVENT_TYPES
 REGISTER_KEYS = ("cpu_count", "memory_total_bytes", "platform", "python", "interval_s", "strategies", "commands")
-_BOTTLENECK_CATEGORY = {"cpu_bound": "cpu", "memory_pressure": "memory", "swap_thrashing": "memory",
-                        "io_wait": "cpu", "disk_saturation": "io", "network_saturation": "network"}
 NO_EVENTS: tuple = ()
 
 
@@ -186,7 +185,7 @@ class Fleet:
         host.last_seen = now
         if not host.alive:
             host.alive = True
-            events.append(Event("host", host.name, {"state": "up", "timestamp": now}))
+            events.append(Event(kinds.EVENT_HOST, host.name, {"state": kinds.HOST_UP, "timestamp": now}))
 
     # ---------------------------------------------------------------- ingest
     def ingest(self, env: Envelope, now: float) -> tuple[BatchSchema | None, list[Event] | tuple, bool]:
@@ -253,7 +252,7 @@ class Fleet:
         """An explicit gap: batches [first, last] will never arrive."""
         info = next((g for g in host.gaps if g.first <= first and last <= g.last), None)
         host.counters["lost_batches"] += last - first + 1
-        return Event("gap", host.name, {
+        return Event(kinds.EVENT_GAP, host.name, {
             "first_seq": first, "last_seq": last, "missing": last - first + 1,
             "start": info.start_ts if info else None, "end": info.end_ts if info else None,
             "timestamp": now, "reason": "not in the agent's spool"})
@@ -295,14 +294,14 @@ class Fleet:
             if active is None:
                 return None
             del host.active_violations[name]
-            return Event("violation", host.name, {**active, "state": "resolved", "value": value,
+            return Event(kinds.EVENT_VIOLATION, host.name, {**active, "state": kinds.RESOLVED, "value": value,
                                                   "timestamp": ts}, category)
-        record = {**violation.to_dict(), "state": "firing", "category": category}
+        record = {**violation.to_dict(), "state": kinds.FIRING, "category": category}
         host.active_violations[name] = record
         if active is not None and active["severity"] == record["severity"]:
             return None
         host.recent_violations.append(record)
-        return Event("violation", host.name, record, category)
+        return Event(kinds.EVENT_VIOLATION, host.name, record, category)
 
     # ------------------------------------------------------------- control
     def register(self, env: Envelope, route: Any, now: float) -> list[Event]:
@@ -324,7 +323,7 @@ class Fleet:
         host.info = {k: v for k, v in host.info.items() if _plain_info(k, v)}
         host.collectors = _collectors(body.get("collectors"))
         self._touch(host, now, events)
-        events.append(Event("host", host.name, {"state": "registered", "timestamp": now,
+        events.append(Event(kinds.EVENT_HOST, host.name, {"state": kinds.HOST_REGISTERED, "timestamp": now,
                                                 "info": host.info}))
         return events
 
@@ -352,7 +351,7 @@ class Fleet:
             if host.alive and now - host.last_seen > dead_after:
                 host.alive = False
                 self.commands.orphan(host.name, f"host {host.name!r} went down with the command in flight", now)
-                events.append(Event("host", host.name, {"state": "down", "timestamp": now,
+                events.append(Event(kinds.EVENT_HOST, host.name, {"state": kinds.HOST_DOWN, "timestamp": now,
                                                         "last_seen": host.last_seen}))
                 continue
             events.extend(self._analyse(host, now))
@@ -378,7 +377,7 @@ class Fleet:
         host.analysed_batches = host.counters["batches"]
         before = {b.kind for b in host.bottlenecks}
         host.bottlenecks = detect_bottlenecks(self.latest(host))
-        return [Event("bottleneck", host.name, {**b.to_dict(), "timestamp": now}, _BOTTLENECK_CATEGORY[b.kind])
+        return [Event(kinds.EVENT_BOTTLENECK, host.name, {**b.to_dict(), "timestamp": now}, BOTTLENECK_CATEGORIES[b.kind])
                 for b in host.bottlenecks if b.kind not in before]
 
     def _auto_optimize(self, host: HostState, now: float) -> PendingCommand | None:
@@ -409,27 +408,27 @@ class Fleet:
         if cached is not None:
             return None, {**cached, "replayed": True}
         if cmd_id in self.commands.pending:
-            return None, {"id": cmd_id, "status": "refused", "error": f"command id {cmd_id!r} is already in flight"}
+            return None, {"id": cmd_id, "status": kinds.STATUS_REFUSED, "error": f"command id {cmd_id!r} is already in flight"}
         host = self.hosts.get(host_name)
         if host is None or not host.registered:
             known = ", ".join(sorted(h for h, s in self.hosts.items() if s.registered)) or "none"
-            return None, {"id": cmd_id, "status": "refused",
+            return None, {"id": cmd_id, "status": kinds.STATUS_REFUSED,
                           "error": f"unknown host {host_name!r}; known hosts: {known}"}
         if not host.alive:
-            return None, {"id": cmd_id, "status": "refused", "error": f"host {host_name!r} is down"}
+            return None, {"id": cmd_id, "status": kinds.STATUS_REFUSED, "error": f"host {host_name!r} is down"}
         strategies = host.info.get("strategies")
         if strategies is not None and strategy not in strategies:
-            return None, {"id": cmd_id, "status": "refused",
+            return None, {"id": cmd_id, "status": kinds.STATUS_REFUSED,
                           "error": f"unknown strategy {strategy!r} on host {host_name!r}; "
                                    f"available: {', '.join(strategies) or 'none'}"}
         if not isinstance(params, dict):
-            return None, {"id": cmd_id, "status": "refused", "error": "params must be a map"}
+            return None, {"id": cmd_id, "status": kinds.STATUS_REFUSED, "error": "params must be a map"}
         if not self.host_limiter.allow(host_name, now):
-            return None, {"id": cmd_id, "status": "busy",
+            return None, {"id": cmd_id, "status": kinds.STATUS_BUSY,
                           "error": f"busy: host {host_name!r} already had {self.config.commands_per_host_per_min:g} "
                                    "commands in the last minute; try again later"}
         if not self.operator_limiter.allow(operator, now):
-            return None, {"id": cmd_id, "status": "busy",
+            return None, {"id": cmd_id, "status": kinds.STATUS_BUSY,
                           "error": f"busy: operator {operator!r} is over {self.config.commands_per_operator_per_min:g} "
                                    "commands per minute; try again later"}
         cmd = PendingCommand(cmd_id, host_name, strategy, params, origin, now, now + timeout_s, operator)
@@ -449,7 +448,7 @@ class Fleet:
         if cmd is None or cmd.host != env.host:
             return None, body, []
         result = {"id": cmd.id, "host": cmd.host, "strategy": cmd.strategy,
-                  "status": str(body.get("status", "failed")),
+                  "status": str(body.get("status", kinds.STATUS_FAILED)),
                   "result": body.get("result"), "error": body.get("error")}
         self.finish_command(cmd.id, result)
         return cmd, result, [self._command_event(cmd, result, now)]
@@ -463,7 +462,7 @@ class Fleet:
         host = self.hosts.get(cmd.host)
         if host is not None:
             host.recent_commands.append(body)
-        return Event("command", cmd.host, body)
+        return Event(kinds.EVENT_COMMAND, cmd.host, body)
 
     # --------------------------------------------------------------- query
     def status(self, now: float) -> dict[str, Any]:
@@ -511,7 +510,7 @@ def _plain_info(key: str, value: Any) -> bool:
 
 def _timeout_result(cmd: PendingCommand) -> dict[str, Any]:
     if cmd.lost:
-        return {"id": cmd.id, "host": cmd.host, "strategy": cmd.strategy, "status": "unknown_outcome",
+        return {"id": cmd.id, "host": cmd.host, "strategy": cmd.strategy, "status": kinds.STATUS_UNKNOWN_OUTCOME,
                 "error": f"{cmd.lost}; it may or may not have run"}
-    return {"id": cmd.id, "host": cmd.host, "strategy": cmd.strategy, "status": "timeout",
+    return {"id": cmd.id, "host": cmd.host, "strategy": cmd.strategy, "status": kinds.STATUS_TIMEOUT,
             "error": f"no result from host {cmd.host!r} within the deadline"}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..model.lru import BoundedLRU
+
 
 @dataclass
 class TokenBucket:
@@ -30,11 +32,12 @@ class RateLimiter:
     rate_per_s: float
     burst: float
     max_keys: int = 10_000
-    buckets: dict[str, TokenBucket] = field(default_factory=dict)
+    buckets: BoundedLRU[str, TokenBucket] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.buckets = BoundedLRU(self.max_keys)
 
     def allow(self, key: str, now: float) -> bool:
-        bucket = self.buckets.pop(key, None) or TokenBucket(self.rate_per_s, self.burst)
-        self.buckets[key] = bucket       # re-insert: dict order is recency
-        if len(self.buckets) > self.max_keys:
-            del self.buckets[next(iter(self.buckets))]
+        bucket = self.buckets.get(key) or TokenBucket(self.rate_per_s, self.burst)
+        self.buckets[key] = bucket       # storing again makes it the most recent
         return bucket.take(now)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import WireError
+from ..protocol import kinds
 from ..protocol.batch import check_body
 from ..protocol.wire import Envelope
 from ..rules.alerting import Alert, AlertEngine
@@ -139,4 +140,4 @@ class Replay:
 
 
 def _violations(events: list[Event]) -> list[Event]:
-    return [e for e in events if e.type == "violation"]
+    return [e for e in events if e.type == kinds.EVENT_VIOLATION]

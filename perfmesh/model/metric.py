@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..errors import ConfigError
+from .serieskey import series_key
 
+METRIC_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.:]{0,127}\Z")
+"""A metric name (and a label key): a letter or '_', then letters, digits, '_', '.', ':'; at most 128."""
 CATEGORIES = ("cpu", "memory", "io", "network", "process", "application", "custom")
 SEVERITIES = ("info", "warning", "critical")
-
-
-def series_key(name: str, labels: Mapping[str, str] | None = None) -> str:
-    """The identity of a series: ``name`` or ``name{k=v,...}`` with sorted labels."""
-    if not labels:
-        return name
-    inner = ",".join(f"{k}={labels[k]}" for k in sorted(labels))
-    return f"{name}{{{inner}}}"
 
 
 @dataclass
@@ -121,5 +117,10 @@ class PerformanceProfile:
 
 
 def is_finite_number(value: Any) -> bool:
-    """True for an int or float (not bool) that is finite."""
+    """True for an int or float (not bool) that is finite: the one finite-number check."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def finite_float(value: Any) -> float | None:
+    """``value`` as a float when :func:`is_finite_number` holds, else None (for untrusted input)."""
+    return float(value) if is_finite_number(value) else None

@@ -34,7 +34,8 @@ from ..errors import ConfigError, UnknownStrategyError
 from ..model.params import Param, validate_free_params, validate_params
 from .strategies import register_builtin_strategies
 
-NAME_RE = re.compile(r"[a-z0-9_.-]{1,64}")
+NAME_RE = re.compile(r"[a-z0-9_.-]{1,64}\Z")
+"""A strategy name: 1-64 characters from [a-z0-9_.-] (an exact-match registry key)."""
 VERDICTS = ("improved", "neutral", "worse")
 DEFAULT_TOLERANCE = 0.01
 

@@ -11,7 +11,6 @@ A batch body is ``{"schema": bin, "ts": float, "values": bin}``:
 from __future__ import annotations
 
 import math
-import re
 import sys
 from array import array
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from functools import cached_property
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import WireError
-from ..model.metric import CATEGORIES, PerformanceMetric, series_key
+from ..model.metric import CATEGORIES, METRIC_NAME_RE, PerformanceMetric, series_key
 from . import wire
 
 MAX_SERIES_PER_BATCH = 4096
@@ -29,7 +28,7 @@ MAX_LABEL_KEY_LEN = 64
 MAX_LABEL_VALUE_LEN = 128
 MAX_UNIT_LEN = 16
 BODY_KEYS = frozenset({"schema", "ts", "values"})
-NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.:]{0,127}\Z")
+NAME_RE = METRIC_NAME_RE
 _BIG_ENDIAN = sys.byteorder == "big"
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import msgpack
 
 from ..errors import WireError
+from .kinds import KINDS
 
 SCHEMA_VERSION = 1
 MAX_FRAME_BYTES = 1 << 20          # 1 MiB per envelope
@@ -27,17 +28,6 @@ MAX_CONTAINER_LEN = 16 * 1024
 MAX_NAME_LEN = 128                 # host names, strategy names
 
 ENVELOPE_KEYS = frozenset({"v", "kind", "host", "boot", "seq", "time", "body"})
-KINDS = frozenset({
-    "metrics",      # agent -> aggregator (ingest), re-published on the stream
-    "heartbeat",    # both ways on control
-    "register",     # agent -> aggregator (control)
-    "result",       # agent -> aggregator: a command outcome
-    "command",      # aggregator -> agent
-    "backfill",     # aggregator -> agent: please resend a range
-    "request",      # operator -> aggregator (api)
-    "reply",        # aggregator -> operator (api)
-    "event",        # aggregator -> subscribers (stream)
-})
 
 
 def _refuse_ext(code: int, data: bytes) -> Any:

@@ -1,6 +1,6 @@
 """Judging the numbers: performance budgets, alert rules and their state machine, bottleneck
 analysis and baselines.
 
-Pure: time is passed in as ``now``; nothing here reads the clock for a decision.
-May import: ``perfmesh.errors``, ``perfmesh.model``.
+Pure: time is passed in as ``now`` (or an injected clock); nothing here reads the wall clock.
+May import: ``perfmesh.errors``, ``perfmesh.model``, ``perfmesh.protocol.kinds``.
 """

@@ -9,7 +9,8 @@ Three sources of alerts, one shape:
 
 - **rules** (:class:`AlertRule`): a metric over a warning and/or critical level, for N samples
   and/or S seconds (delay), resolving only below a clear level (hysteresis), re-sent every
-  ``repeat_s`` while firing, for the hosts a :class:`HostSelector` picks;
+  ``repeat_s`` while firing, for the hosts a :class:`HostSelector` picks (the state machine
+  is :mod:`.alertstate`, shared with budget alert handlers);
 - **budget violations** from the fleet's stream (``violation`` events, firing and resolved);
 - **bottlenecks** from the fleet's status (firing while the host reports the bottleneck).
 
@@ -22,32 +23,19 @@ from __future__ import annotations
 
 import fnmatch
 import math
-import re
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 from ..errors import ConfigError
+from ..model.metric import finite_float
+from ..model.serieskey import parse_series_key
+from .alertstate import AlertPolicy, AlertState, Transition
+from ..protocol import kinds
+from .analysis import BOTTLENECK_CATEGORIES
 
 SEVERITIES = ("warning", "critical")
-_RANK = {None: 0, "warning": 1, "critical": 2}
-_LABEL_SPLIT = re.compile(r",(?=[A-Za-z_][A-Za-z0-9_]*=)")
 DEFAULT_STALE_S = 300.0
-BOTTLENECK_CATEGORIES = {"cpu_bound": "cpu", "memory_pressure": "memory", "swap_thrashing": "memory",
-                         "io_wait": "io", "disk_saturation": "io", "network_saturation": "network"}
-
-
-def split_series_key(key: str) -> tuple[str, dict[str, str]]:
-    """``name{k=v,...}`` -> (name, labels); a bare name has no labels."""
-    brace = key.find("{")
-    if brace < 0 or not key.endswith("}"):
-        return key, {}
-    labels: dict[str, str] = {}
-    inner = key[brace + 1:-1]
-    for part in _LABEL_SPLIT.split(inner) if inner else ():
-        k, _, v = part.partition("=")
-        labels[k] = v
-    return key[:brace], labels
 
 
 # ------------------------------------------------------------------ selectors
@@ -166,18 +154,13 @@ class Alert:
         return asdict(self)
 
 
-class _State:
-    __slots__ = ("pending", "since", "firing", "severity", "started", "last_sent", "repeats",
-                 "last_ts", "category")
+class _State(AlertState):
+    """The shared alert state, plus what a rule remembers of its series."""
+
+    __slots__ = ("last_ts", "category")
 
     def __init__(self) -> None:
-        self.pending = 0
-        self.since = 0.0
-        self.firing = False
-        self.severity: str | None = None
-        self.started = 0.0
-        self.last_sent = 0.0
-        self.repeats = 0
+        super().__init__()
         self.last_ts = -math.inf
         self.category = "-"
 
@@ -187,6 +170,8 @@ class RuleEvaluator:
 
     def __init__(self, rule: AlertRule) -> None:
         self.rule = rule
+        self.policy = AlertPolicy(for_samples=rule.for_samples, for_s=rule.for_s,
+                                  repeat_s=rule.repeat_s, follow=True)
         self.states: dict[tuple[str, str], _State] = {}
 
     def observe(self, host: str, key: str, ts: float, value: float, category: str) -> list[Alert]:
@@ -198,33 +183,9 @@ class RuleEvaluator:
             return []
         st.last_ts = ts
         st.category = category
-        rule = self.rule
-        level = rule.level(value)
-        if not st.firing:
-            if level is None:
-                st.pending, st.severity = 0, None
-                return []
-            if st.pending == 0:
-                st.since = ts
-            st.pending += 1
-            if _RANK[level] > _RANK[st.severity]:
-                st.severity = level
-            held = rule.for_s is None or ts - st.since >= rule.for_s
-            if st.pending < rule.for_samples or not held:
-                return []
-            st.firing, st.started, st.repeats = True, st.since, 0
-            st.severity = level   # the level of the sample that fires it
-            return [self._alert(host, key, st, "firing", value, ts)]
-        clear = rule.clear
-        if (level is None and clear is None) or (clear is not None and value < clear):
-            return [self._resolve(host, key, st, value, ts)]
-        if level is not None and level != st.severity:
-            previous, st.severity, st.repeats = st.severity, level, 0
-            return [self._alert(host, key, st, "firing", value, ts, previous)]
-        if rule.repeat_s is not None and ts - st.last_sent >= rule.repeat_s:
-            st.repeats += 1
-            return [self._alert(host, key, st, "firing", value, ts)]
-        return []
+        clear = self.rule.clear
+        step = st.step(self.policy, self.rule.level(value), clear is None or value < clear, lambda: ts)
+        return [] if step is None else [self._alert(host, key, st, step, value)]
 
     def expire(self, now: float) -> list[Alert]:
         """Resolve firing alerts whose series sent nothing for ``stale_s`` (host gone)."""
@@ -232,25 +193,16 @@ class RuleEvaluator:
         for (host, key), st in list(self.states.items()):
             if now - st.last_ts >= self.rule.stale_s:
                 if st.firing:
-                    out.append(self._resolve(host, key, st, None, now))
+                    out.append(self._alert(host, key, st, st.resolve(now), None))
                 del self.states[(host, key)]
         return out
 
-    def _resolve(self, host: str, key: str, st: _State, value: float | None, ts: float) -> Alert:
-        alert = self._alert(host, key, st, "resolved", value, ts)
-        st.firing, st.pending, st.severity, st.repeats = False, 0, None, 0
-        return alert
-
-    def _alert(self, host: str, key: str, st: _State, state: str, value: float | None,
-               ts: float, previous: str | None = None) -> Alert:
-        severity = st.severity or "warning"
-        if state == "firing":
-            st.last_sent = ts
-        name, labels = split_series_key(key)
-        summary = self.rule.summary or f"{key} on {host} over {severity} level"
-        return Alert(self.rule.name, host, key, severity, state, value,
-                     self.rule.threshold(severity), st.category, st.started, ts, "rule",
-                     labels, st.repeats, previous, summary)
+    def _alert(self, host: str, key: str, st: _State, step: Transition, value: float | None) -> Alert:
+        name, labels = parse_series_key(key)
+        summary = self.rule.summary or f"{key} on {host} over {step.severity} level"
+        return Alert(self.rule.name, host, key, step.severity, step.state, value,
+                     self.rule.threshold(step.severity), st.category, step.started, step.time, "rule",
+                     labels, step.repeat, step.previous, summary)
 
 
 # ------------------------------------------------------------------ burn rate
@@ -378,14 +330,14 @@ class AlertEngine:
                 seen.add(pair)
                 if pair in self._bottlenecks:
                     continue
-                alert = Alert("bottleneck", pair[0], pair[1], _severity(b.get("severity")), "firing",
+                alert = Alert("bottleneck", pair[0], pair[1], _severity(b.get("severity")), kinds.FIRING,
                               None, None, BOTTLENECK_CATEGORIES.get(pair[1], "-"), now, now, "bottleneck",
                               summary=str(b.get("description") or f"{pair[1]} on {pair[0]}"))
                 self._bottlenecks[pair] = alert
                 out.append(alert)
         for pair in [p for p in self._bottlenecks if p not in seen]:
             alert = self._bottlenecks.pop(pair)
-            out.append(Alert(**{**alert.to_dict(), "state": "resolved", "timestamp": now}))
+            out.append(Alert(**{**alert.to_dict(), "state": kinds.RESOLVED, "timestamp": now}))
         return out
 
     def observe_events(self, events: Iterable[Any], now: float) -> list[Alert]:
@@ -394,17 +346,17 @@ class AlertEngine:
         if not self.violations:
             return out
         for ev in events:
-            if ev.type != "violation":
+            if ev.type != kinds.EVENT_VIOLATION:
                 continue
             body = ev.body
             metric = str(body.get("metric"))
             pair = (ev.host, metric)
-            state = "resolved" if body.get("state") == "resolved" else "firing"
-            ts = _number(body.get("timestamp")) or now
+            state = kinds.RESOLVED if body.get("state") == kinds.RESOLVED else kinds.FIRING
+            ts = finite_float(body.get("timestamp")) or now
             previous = None
             started = self._violation_start.setdefault(pair, ts)
             severity = _severity(body.get("severity"))
-            if state == "resolved":
+            if state == kinds.RESOLVED:
                 del self._violation_start[pair]
                 self._violation_severity.pop(pair, None)
             else:
@@ -413,7 +365,7 @@ class AlertEngine:
                 if previous == severity:
                     previous = None
             out.append(Alert("budget_violation", ev.host, metric, severity, state,
-                             _number(body.get("value")), _number(body.get("limit")),
+                             finite_float(body.get("value")), finite_float(body.get("limit")),
                              ev.category, started, ts, "budget", previous_severity=previous,
                              summary=f"{metric} on {ev.host} over its budget"))
         return out
@@ -425,8 +377,3 @@ class AlertEngine:
 def _severity(raw: Any) -> str:
     return raw if raw in SEVERITIES else "warning"
 
-
-def _number(raw: Any) -> float | None:
-    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
-        return None
-    return float(raw)

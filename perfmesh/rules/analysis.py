@@ -35,6 +35,12 @@ from ..model.metric import is_finite_number
 
 BOTTLENECK_KINDS = ("cpu_bound", "memory_pressure", "swap_thrashing", "io_wait",
                     "disk_saturation", "network_saturation")
+BOTTLENECK_CATEGORIES: dict[str, str] = {
+    "cpu_bound": "cpu", "memory_pressure": "memory", "swap_thrashing": "memory",
+    "io_wait": "io", "disk_saturation": "io", "network_saturation": "network",
+}
+"""The metric category of each bottleneck kind. ``io_wait`` is I/O: the CPUs are idle,
+waiting on disk, so the cause (and the culprit) is the I/O, not the CPU."""
 BUILTIN_STRATEGIES = ("gc_collect", "gc_tune", "memory_trim", "cpu_affinity",
                       "process_priority")
 BOTTLENECK_SEVERITIES = ("warning", "critical")

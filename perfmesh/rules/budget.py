@@ -7,8 +7,12 @@ limit), otherwise ``'warning'``; for a limit of 0 every violation is critical.
 
 :meth:`PerformanceBudget.check_budget_violation` is on the aggregator's hot path, called for
 every budgeted sample. Its within-budget path is one dict lookup, a finiteness check, four
-attribute updates and one comparison; it reads the clock only when it has to (a violation, or an
+attribute updates and one comparison; it needs the time only when it has to (a violation, or an
 alert handler watching the metric).
+
+Pure: nothing here reads the wall clock. The time is the ``now`` passed in, or else the injected
+``clock``; the in-process class :class:`perfmesh.inproc.budget.PerformanceBudget` (what
+``from perfmesh import PerformanceBudget`` gives) injects :func:`time.time`.
 
 The class is not thread-safe: one owner (the aggregator loop, or the manager under its lock)
 feeds it samples.
@@ -18,12 +22,12 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable, Mapping
 
 from ..errors import ConfigError
 from ..model.metric import is_finite_number
+from .alertstate import AlertPolicy, AlertState
 
 DEFAULT_BUDGETS: dict[str, float] = {
     "cpu_percent": 80.0,
@@ -94,22 +98,8 @@ class AlertEvent:
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
-class _AlertState:
-    """One handler's state for one metric."""
-
-    __slots__ = ("pending", "firing", "severity", "last_fired", "repeats")
-
-    def __init__(self) -> None:
-        self.pending = 0
-        self.firing = False
-        self.severity = "warning"
-        self.last_fired = 0.0
-        self.repeats = 0
-
-
 class _Handler:
-    __slots__ = ("handler_id", "fn", "metric", "delay_samples", "clear_level",
-                 "repeat_interval_s", "states", "errors")
+    __slots__ = ("handler_id", "fn", "metric", "clear_level", "policy", "states", "errors")
 
     def __init__(self, handler_id: int, fn: Callable[[AlertEvent], Any], metric: str | None,
                  delay_samples: int, clear_level: float | None,
@@ -117,10 +107,9 @@ class _Handler:
         self.handler_id = handler_id
         self.fn = fn
         self.metric = metric
-        self.delay_samples = delay_samples
         self.clear_level = clear_level
-        self.repeat_interval_s = repeat_interval_s
-        self.states: dict[str, _AlertState] = {}
+        self.policy = AlertPolicy(for_samples=delay_samples, repeat_s=repeat_interval_s)
+        self.states: dict[str, AlertState] = {}
         self.errors = 0
 
 
@@ -170,11 +159,12 @@ class PerformanceBudget:
     """Limits per metric name, checked sample by sample.
 
     ``limits`` defaults to :data:`DEFAULT_BUDGETS`; pass ``{}`` for no budgets. ``clock`` gives
-    the timestamp when ``now`` is not passed to :meth:`check_budget_violation`.
+    the timestamp when ``now`` is not passed to :meth:`check_budget_violation`; without a clock,
+    a check that needs the time and was not given ``now`` raises ConfigError.
     """
 
     def __init__(self, limits: Mapping[str, float] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] | None = None) -> None:
         self._clock = clock
         self._budgets: dict[str, _Budget] = {}
         self._handlers: dict[int, _Handler] = {}
@@ -243,13 +233,19 @@ class PerformanceBudget:
             return None
         budget.violations += 1
         if now is None:
-            now = self._clock()
+            now = self._now()
         limit = budget.limit
         violation = BudgetViolation(name, value, limit, budget.severity(value), value - limit,
                                     _percent(value - limit, limit), now)
         if budget.routes:
             self._alert(name, budget, value, violation.severity, now)
         return violation
+
+    def _now(self) -> float:
+        if self._clock is None:
+            raise ConfigError("this budget has no clock; expected now= (the sample's time) "
+                              "or PerformanceBudget(clock=...)")
+        return self._clock()
 
     # -- alerts ---------------------------------------------------------------------------
 
@@ -312,54 +308,22 @@ class PerformanceBudget:
 
     def _alert(self, name: str, budget: _Budget, value: float, severity: str | None,
                now: float | None) -> None:
-        """Advance each watching handler's state machine by one sample."""
+        """Advance each watching handler's alert state (:mod:`.alertstate`) by one sample."""
+        clock = self._now if now is None else lambda: now
         for handler in budget.routes:
             state = handler.states.get(name)
             if state is None:
-                state = handler.states[name] = _AlertState()
-            event_state = None
-            if severity is not None and not state.firing:
-                state.pending += 1
-                if severity == "critical":
-                    state.severity = "critical"
-                if state.pending >= handler.delay_samples:
-                    state.firing = True
-                    state.repeats = 0
-                    event_state = "firing"
-            elif state.firing:
-                if severity == "critical":
-                    state.severity = "critical"
-                clear_level = budget.limit if handler.clear_level is None \
-                    else handler.clear_level
-                if severity is None and value < clear_level:
-                    event_state = "resolved"
-                elif handler.repeat_interval_s is not None:
-                    now = self._clock() if now is None else now
-                    if now - state.last_fired >= handler.repeat_interval_s:
-                        state.repeats += 1
-                        event_state = "firing"
-            else:
-                state.pending = 0
-                state.severity = "warning"
-            if event_state is not None:
-                now = self._clock() if now is None else now
-                self._emit(handler, state, name, budget, value, event_state, now)
-
-    def _emit(self, handler: _Handler, state: _AlertState, name: str, budget: _Budget,
-              value: float, event_state: str, now: float) -> None:
-        clear_level = budget.limit if handler.clear_level is None else handler.clear_level
-        event = AlertEvent(handler.handler_id, name, event_state, value, budget.limit,
-                           clear_level, state.severity, now, state.repeats)
-        if event_state == "firing":
-            state.last_fired = now
-        else:
-            state.firing = False
-            state.pending = 0
-            state.severity = "warning"
-        try:
-            handler.fn(event)
-        except Exception:  # a broken handler must never break the sampling loop
-            handler.errors += 1
+                state = handler.states[name] = AlertState()
+            clear_level = budget.limit if handler.clear_level is None else handler.clear_level
+            step = state.step(handler.policy, severity, value < clear_level, clock)
+            if step is None:
+                continue
+            event = AlertEvent(handler.handler_id, name, step.state, value, budget.limit,
+                               clear_level, step.severity, step.time, step.repeat)
+            try:
+                handler.fn(event)
+            except Exception:  # a broken handler must never break the sampling loop
+                handler.errors += 1
 
     # -- reports --------------------------------------------------------------------------
 

@@ -15,7 +15,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from ..model.metric import series_key
+from ..model.metric import finite_float as _finite
+from ..model.serieskey import parse_series_key, series_key
+from ..protocol import kinds
 
 SORT_KEYS = ("name", "cpu", "memory", "load", "disk", "net", "health")
 HEALTH_RANK = {"critical": 0, "warning": 1, "degraded": 1, "good": 2, "unknown": 3}
@@ -29,22 +31,6 @@ ROW_SERIES = {
     "disk_read": "disk_read_bytes_per_s", "disk_write": "disk_write_bytes_per_s",
     "net_recv": "net_recv_bytes_per_s", "net_sent": "net_sent_bytes_per_s",
 }
-_LABELED = re.compile(r"^([A-Za-z_][A-Za-z0-9_.]*)\{(.*)\}$")
-
-
-def parse_key(key: str) -> tuple[str, dict[str, str]]:
-    """``name{k=v,...}`` -> (name, labels); the inverse of :func:`series_key`."""
-    m = _LABELED.match(key)
-    if not m:
-        return key, {}
-    labels = dict(part.split("=", 1) for part in m.group(2).split(",") if "=" in part)
-    return m.group(1), labels
-
-
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 
@@ -163,29 +149,29 @@ class FleetModel:
         kind, name = ev.get("type"), ev.get("host")
         if not isinstance(name, str) or not name:
             return False
-        if kind == "metric":
+        if kind == kinds.EVENT_METRIC:
             return self._metric(name, ev)
         view = self.host(name)
-        if kind == "violation":
+        if kind == kinds.EVENT_VIOLATION:
             metric = str(ev.get("metric", "?"))
-            if ev.get("state") == "resolved":
+            if ev.get("state") == kinds.RESOLVED:
                 view.active_violations.pop(metric, None)
             else:
                 view.active_violations[metric] = dict(ev)
             view.recent_violations.append(dict(ev))
-        elif kind == "bottleneck":
+        elif kind == kinds.EVENT_BOTTLENECK:
             view.bottlenecks = [b for b in view.bottlenecks if b.get("kind") != ev.get("kind")] + [dict(ev)]
-        elif kind == "command":
+        elif kind == kinds.EVENT_COMMAND:
             view.commands.append(dict(ev))
-        elif kind == "host":
+        elif kind == kinds.EVENT_HOST:
             state = ev.get("state")
-            if state == "down":
+            if state == kinds.HOST_DOWN:
                 view.alive = False
-            elif state in ("up", "registered"):
+            elif state in (kinds.HOST_UP, kinds.HOST_REGISTERED):
                 view.alive = True
                 if isinstance(ev.get("info"), dict):
                     view.info = dict(ev["info"])
-        elif kind != "gap":
+        elif kind != kinds.EVENT_GAP:
             return False
         self.version += 1
         return True
@@ -294,7 +280,7 @@ class FleetModel:
         disks: dict[str, dict[str, Any]] = {}
         nics: dict[str, dict[str, Any]] = {}
         for key, (_, value, _) in view.latest.items():
-            name, labels = parse_key(key)
+            name, labels = parse_series_key(key)
             if name == "cpu_percent" and "cpu" in labels:
                 per_cpu.append((labels["cpu"], value))
             elif "device" in labels and name.startswith("disk_"):

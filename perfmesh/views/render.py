@@ -10,18 +10,14 @@ import time
 from typing import Any
 
 from .safe_text import safe_text
+from ..model.serieskey import series_key
+from ..protocol import kinds
 
 
 def _clock(ts: Any) -> str:
     if not isinstance(ts, (int, float)):
         return "--:--:--"
     return time.strftime("%H:%M:%S", time.localtime(ts))
-
-
-def _labels(labels: dict[str, Any] | None) -> str:
-    if not labels:
-        return ""
-    return "{" + ",".join(f"{k}={v}" for k, v in sorted(labels.items())) + "}"
 
 
 def format_value(value: Any, unit: str = "") -> str:
@@ -44,21 +40,21 @@ def format_event(ev: dict[str, Any]) -> str:
 
 def _event_line(ev: dict[str, Any]) -> str:
     kind, host, when = ev.get("type", "?"), ev.get("host", "?"), _clock(ev.get("timestamp"))
-    if kind == "metric":
+    if kind == kinds.EVENT_METRIC:
         return (f"{when} {host:<16} {ev.get('category', ''):<8} "
-                f"{ev.get('name', '')}{_labels(ev.get('labels'))} = {format_value(ev.get('value'), ev.get('unit', ''))}")
-    if kind == "violation":
+                f"{series_key(str(ev.get('name', '')), ev.get('labels'))} = {format_value(ev.get('value'), ev.get('unit', ''))}")
+    if kind == kinds.EVENT_VIOLATION:
         return (f"{when} {host:<16} VIOLATION {ev.get('state', 'firing')} {ev.get('severity', '')} "
                 f"{ev.get('metric')} = {format_value(ev.get('value'))} (limit {format_value(ev.get('limit'))})")
-    if kind == "bottleneck":
+    if kind == kinds.EVENT_BOTTLENECK:
         strategy = ev.get("recommended_strategy")
         return (f"{when} {host:<16} BOTTLENECK {ev.get('kind')} ({ev.get('severity')})"
                 + (f", try {strategy}" if strategy else ""))
-    if kind == "host":
+    if kind == kinds.EVENT_HOST:
         return f"{when} {host:<16} host {ev.get('state')}"
-    if kind == "gap":
+    if kind == kinds.EVENT_GAP:
         return f"{when} {host:<16} GAP {ev.get('missing')} batches (seq {ev.get('first_seq')}..{ev.get('last_seq')})"
-    if kind == "command":
+    if kind == kinds.EVENT_COMMAND:
         err = f": {ev['error']}" if ev.get("error") else ""
         return f"{when} {host:<16} command {ev.get('strategy')} {ev.get('status')}{err}"
     return f"{when} {host:<16} {kind} {ev}"

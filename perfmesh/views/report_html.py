@@ -13,7 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from .dashboard import parse_key
+from ..model.percentile import percentile
+from ..model.serieskey import parse_series_key
+from ..protocol import kinds
 from .render import format_value
 
 PALETTE = ("#0284c7", "#7c3aed", "#db2777", "#d97706", "#059669", "#ea580c", "#2563eb", "#c026d3",
@@ -127,13 +129,14 @@ class SeriesStats:
 
 
 def series_stats(points: Points) -> SeriesStats | None:
-    """Count, mean, 95th percentile (nearest rank), min, max and last value of a series."""
+    """Count, mean, 95th percentile (:func:`perfmesh.model.percentile.percentile`), min, max and
+    last value of a series."""
     values = [float(p[1]) for p in points]
     if not values:
         return None
     ordered = sorted(values)
-    rank = max(math.ceil(0.95 * len(ordered)) - 1, 0)
-    return SeriesStats(len(values), sum(values) / len(values), ordered[rank], ordered[0], ordered[-1], values[-1])
+    return SeriesStats(len(values), sum(values) / len(values), percentile(ordered, 95), ordered[0], ordered[-1],
+                       values[-1])
 
 
 def budget_rows(series: Mapping[str, tuple[str, Points]], limits: Mapping[str, float]) -> list[dict[str, Any]]:
@@ -161,7 +164,7 @@ def group_series(series: Mapping[str, tuple[str, Points]]) -> list[tuple[str, st
     """
     groups: dict[str, tuple[str, list[tuple[str, str, Points]]]] = {}
     for key, (unit, points) in series.items():
-        name, labels = parse_key(key)
+        name, labels = parse_series_key(key)
         label = ",".join(f"cpu{v}" if k == "cpu" else v for k, v in sorted(labels.items())) if labels else "total"
         groups.setdefault(name, (unit, []))[1].append((label, key, points))
     order = {n: i for i, n in enumerate(NAME_ORDER)}
@@ -232,7 +235,7 @@ def build_report(host: str, status: Mapping[str, Any] | None, series: Mapping[st
     violations = [v for v in st.get("recent_violations", []) if isinstance(v, dict)]
     active = [v for v in st.get("budget_violations", []) if isinstance(v, dict)]
     viol_html = "".join(
-        f'<tr class="{"ok" if v.get("state") == "resolved" else "bad" if v.get("severity") == "critical" else "warn"}">'
+        f'<tr class="{"ok" if v.get("state") == kinds.RESOLVED else "bad" if v.get("severity") == "critical" else "warn"}">'
         f'<td>{esc(_when(v.get("timestamp")))}</td><td>{esc(v.get("state", "firing"))}</td><td>{esc(v.get("severity", ""))}</td>'
         f'<td>{esc(v.get("metric"))}</td><td class="num">{esc(format_value(v.get("value")))}</td>'
         f'<td class="num">{esc(format_value(v.get("limit")))}</td></tr>'
@@ -256,7 +259,7 @@ def build_report(host: str, status: Mapping[str, Any] | None, series: Mapping[st
         change = ", ".join(f"{k}: {format_value(before[k])} → {format_value(after.get(k))}" for k in sorted(before)) or "–"
         dur = inner.get("duration_ms")
         cmd_rows.append(
-            f'<tr class="{"ok" if c.get("status") == "success" else "bad"}"><td>{esc(_when(c.get("timestamp")))}</td>'
+            f'<tr class="{"ok" if c.get("status") == kinds.STATUS_SUCCESS else "bad"}"><td>{esc(_when(c.get("timestamp")))}</td>'
             f'<td><code>{esc(c.get("strategy"))}</code></td><td>{esc(c.get("status"))}'
             + (f': {esc(c.get("error"))}' if c.get("error") else "") + "</td>"
             f'<td>{esc(inner.get("verdict", "–"))}</td><td>{esc(change)}</td><td>{esc(effect_text)}</td>'

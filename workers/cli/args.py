@@ -1,112 +1,25 @@
-"""The ``perfmesh`` command line's arguments: the parser of every subcommand, the checks of
-flag values (one line, exit status 2, before anything connects) and which flags were given
-(they override the config file; an unused flag's default does not)."""
+"""The ``perfmesh`` command line's arguments: the parser of every subcommand (flag checks are
+in :mod:`workers.cli.flags`)."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import re
-from typing import Any
 
-from perfmesh.errors import PerfmeshError
+from perfmesh.config.settings import AGENT_DEFAULTS, AGGREGATOR_DEFAULTS
+from perfmesh.model.address import DEFAULT_BASE_PORT, DEFAULT_CONNECT, DEFAULT_HOST
+from perfmesh.protocol import kinds
 
 from . import recording
+from .flags import (CliError, _Given, _host_name, _http_url, _port, _positive_float, _positive_int,
+                    parse_budget)
 
-EVENT_TYPES = ("metric", "violation", "bottleneck", "command", "host", "gap")
+EVENT_TYPES = kinds.EVENT_TYPES
 CATEGORY_CHOICES = ("cpu", "memory", "io", "network", "application")
-DEFAULT_CONNECT = "127.0.0.1:7700"
-
-
-class CliError(PerfmeshError):
-    """A usage error: printed as one line, exit status 2."""
-
-
-class _Given(argparse.Action):
-    """Store the value (or ``const`` for a switch) and remember the flag was given, so it
-    overrides the config file while an unused flag's default does not."""
-
-    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
-        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
-        namespace.given = {*getattr(namespace, "given", ()), self.dest}
-
-
-def flags_given(args: argparse.Namespace, names: dict[str, str]) -> dict[str, Any]:
-    """Config key -> flag value, for the flags in ``names`` (dest -> key) that were given."""
-    given = getattr(args, "given", set())
-    return {key: getattr(args, dest) for dest, key in names.items() if dest in given}
-
-
-def _http_url(text: str) -> str:
-    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not an http:// or https:// URL")
-    return text
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise CliError(f"{self.prog}: {message}")
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive whole number")
-    return int(text)
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65531:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a port number from 1 to 65531")
-    return int(text)
-
-
-def _host_name(text: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", text):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a valid host name (letters, digits, '_', '.', '-'; at most 128)")
-    return text
-
-
-def parse_budget(text: str) -> tuple[str, float]:
-    name, sep, raw = text.partition("=")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"budget {text!r} must be NAME=LIMIT, e.g. cpu_percent=90")
-    try:
-        limit = float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"budget {name}: limit {raw!r} is not a number") from None
-    if not math.isfinite(limit) or limit < 0:
-        raise argparse.ArgumentTypeError(f"budget {name}: limit {raw!r} must be a finite number >= 0")
-    return name, limit
-
-
-def parse_param(text: str) -> tuple[str, Any]:
-    """``key=value``: JSON values (numbers, true/false, [lists]), ``0,1`` as a list of ints, else a string."""
-    key, sep, raw = text.partition("=")
-    if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-        raise CliError(f"parameter {text!r} must be key=value with a plain key, e.g. generation=2")
-    if re.fullmatch(r"-?\d+(,-?\d+)+", raw):
-        return key, [int(x) for x in raw.split(",")]
-    try:
-        return key, json.loads(raw, parse_constant=_no_constant)
-    except ValueError:
-        return key, raw
-
-
-def _no_constant(name: str) -> Any:
-    """json.loads hook: NaN and Infinity stay text; only finite numbers go on the wire."""
-    raise ValueError(f"{name} is not a finite number")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,23 +40,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("aggregator", help="run the central aggregator")
     a.add_argument("--config", default=None, metavar="FILE", help="perfmesh.toml; flags override it")
-    a.add_argument("--bind", default="127.0.0.1", metavar="ADDR", action=_Given, help="address to bind (default 127.0.0.1)")
+    a.add_argument("--bind", default=DEFAULT_HOST, metavar="ADDR", action=_Given, help=f"address to bind (default {DEFAULT_HOST})")
     a.add_argument("--keys", default=None, metavar="DIR", action=_Given,
                    help="CURVE keys: DIR/aggregator.key_secret and allowlists DIR/{agents,operators,subscribers}/")
     a.add_argument("--data", default=None, metavar="DIR",
                    help="state folder: SQLite history, audit log (default ~/.local/state/perfmesh/aggregator)")
     a.add_argument("--insecure", action=_Given, nargs=0, const=True, default=False,
                    help="allow binding a non-loopback address without keys (anyone on the network may connect)")
-    a.add_argument("--port", type=_port, default=7700, metavar="BASE", action=_Given,
-                   help="base port; uses BASE..BASE+3 (default 7700)")
+    a.add_argument("--port", type=_port, default=DEFAULT_BASE_PORT, metavar="BASE", action=_Given,
+                   help=f"base port; uses BASE..BASE+3 (default {DEFAULT_BASE_PORT})")
     a.add_argument("--budget", type=parse_budget, action="append", default=[], metavar="NAME=LIMIT",
                    help="override a budget limit (repeatable)")
     a.add_argument("--auto-optimize", action=_Given, nargs=0, const=True, default=False,
                    help="run recommended strategies automatically (rate-limited)")
-    a.add_argument("--heartbeat", type=_positive_float, default=1.0, metavar="SECONDS", action=_Given,
-                   help="heartbeat interval; a host is down after 3 missed (default 1)")
-    a.add_argument("--history", type=_positive_int, default=1000, metavar="ROWS", action=_Given,
-                   help="samples kept per series (default 1000)")
+    a.add_argument("--heartbeat", type=_positive_float, default=AGGREGATOR_DEFAULTS["heartbeat_s"],
+                   metavar="SECONDS", action=_Given,
+                   help=f"heartbeat interval; a host is down after 3 missed (default {AGGREGATOR_DEFAULTS['heartbeat_s']:g})")
+    a.add_argument("--history", type=_positive_int, default=AGGREGATOR_DEFAULTS["history_rows"], metavar="ROWS",
+                   action=_Given, help=f"samples kept per series (default {AGGREGATOR_DEFAULTS['history_rows']})")
     a.add_argument("--metrics-listen", default=None, metavar="ADDR:PORT", help="serve Prometheus /metrics here")
     a.add_argument("--webhook", type=_http_url, action="append", default=None, metavar="URL",
                    help="POST alerts as JSON here (repeatable; replaces the file's [[webhooks]])")
@@ -155,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     connect(g)
     g.add_argument("--config", default=None, metavar="FILE", help="perfmesh.toml; flags override it")
     g.add_argument("--name", type=_host_name, default=None, help="host name to report (default: this machine's)")
-    g.add_argument("--interval", type=_positive_float, default=1.0, metavar="SECONDS", action=_Given,
-                   help="sampling interval (default 1)")
+    g.add_argument("--interval", type=_positive_float, default=AGENT_DEFAULTS["interval_s"], metavar="SECONDS",
+                   action=_Given, help=f"sampling interval (default {AGENT_DEFAULTS['interval_s']:g})")
     g.add_argument("--no-commands", action=_Given, nargs=0, const=True, default=False,
                    help="refuse every remote command")
     g.add_argument("--allow", action="append", default=None, metavar="STRATEGY",
@@ -221,8 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, metavar="FILE")
 
     u = sub.add_parser("up", help="aggregator + agent on this machine + a live view")
-    u.add_argument("--port", type=_port, default=7700, metavar="BASE")
-    u.add_argument("--interval", type=_positive_float, default=1.0, metavar="SECONDS")
+    u.add_argument("--port", type=_port, default=DEFAULT_BASE_PORT, metavar="BASE")
+    u.add_argument("--interval", type=_positive_float, default=AGENT_DEFAULTS["interval_s"], metavar="SECONDS")
     u.add_argument("--duration", type=_positive_float, default=None, metavar="S", help="stop after S seconds")
 
     k = sub.add_parser("keys", help="create CURVE key pairs")

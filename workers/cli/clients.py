@@ -11,9 +11,10 @@ import time
 from typing import Any, Callable
 
 from perfmesh.errors import ConfigError
+from perfmesh.protocol import kinds
 from perfmesh.views.render import format_command_result, format_event, format_status
 
-from .args import CliError, parse_param
+from .flags import CliError, parse_param
 
 
 def client_endpoint(text: str, args: argparse.Namespace | None = None,
@@ -90,7 +91,7 @@ def cmd_command(args: argparse.Namespace, out=sys.stdout) -> int:
         result.setdefault("host", args.host)
         result.setdefault("strategy", args.strategy)
         out.write((json.dumps(result, sort_keys=True) if args.json else format_command_result(result)) + "\n")
-        return 0 if result.get("status") == "success" else 1
+        return 0 if result.get("status") == kinds.STATUS_SUCCESS else 1
     return _with_api(args, run)
 
 
@@ -115,10 +116,10 @@ def cmd_top(args: argparse.Namespace) -> int:
 
 
 def cmd_web(args: argparse.Namespace) -> int:
-    from workers.web import parse_listen, run_web
+    from workers.web import parse_web_listen, run_web
     from workers.web_access import web_access
     try:   # before anything else: off loopback without --auth-token fails closed here
-        access = web_access(parse_listen(args.listen)[0], args.allow_host, args.auth_token)
+        access = web_access(parse_web_listen(args.listen)[0], args.allow_host, args.auth_token)
     except ConfigError as exc:
         raise CliError(f"perfmesh web: {exc}") from None
     endpoint = client_endpoint(args.connect, args)

@@ -11,7 +11,7 @@ from typing import Any, Callable
 from perfmesh.errors import ConfigError
 
 from . import recording
-from .args import flags_given
+from .flags import flags_given
 from .clients import client_endpoint
 
 
