@@ -1,4 +1,8 @@
-"""The host agent: supervises collectors, forwards their batches, runs commands."""
+"""The host agent: supervises collectors, forwards their batches, runs commands.
+
+A thin loop around :class:`perfmesh.mesh.agent_core.AgentCore`, which decides what to send;
+this shell owns the sockets, the command thread, the audit file, the spool and the collectors.
+"""
 
 from __future__ import annotations
 

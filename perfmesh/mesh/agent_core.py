@@ -104,14 +104,14 @@ class HostFacts:
 
 @dataclass(frozen=True)
 class AgentPolicy:
-    """The agent's settings that its decisions read."""
+    """The agent's settings that its decisions read (defaults: ``workers.agent.AgentConfig``)."""
 
     name: str
-    interval_s: float = 1.0
-    heartbeat_s: float = 1.0
-    commands: bool = True
-    allow: tuple[str, ...] | None = None       # None: every registered strategy
-    aggregator: str = "the aggregator"         # how log notes name it (its endpoint)
+    interval_s: float
+    heartbeat_s: float
+    commands: bool
+    allow: tuple[str, ...] | None      # None: every registered strategy
+    aggregator: str                    # how log notes name it (its endpoint)
 
 
 def outcome_body(cmd_id: str, result: dict[str, Any]) -> dict[str, Any]:
