@@ -12,23 +12,23 @@ from typing import Any, Protocol
 
 import zmq
 
+from perfmesh.config.settings import AGGREGATOR_DEFAULTS
 from perfmesh.model.metric import CATEGORIES
-from perfmesh.protocol import wire
+from perfmesh.protocol import kinds, wire
 from perfmesh.store.audit import AuditLog
 from perfmesh.errors import ConfigError, WireError
-from perfmesh.config.settings import AGGREGATOR_DEFAULTS
+from perfmesh.mesh import admission
+from perfmesh.mesh.admission import AGENT_ROLES, API_ROLES
 from perfmesh.mesh.fleet import Event, Fleet, FleetConfig
-from perfmesh.protocol import kinds
 
 from .loop import Loop, RateLimitedLog
+from .operators import OperatorDesk
 from .persist import Persistence
 from .security import Authenticator, check_libzmq, load_secret, make_server
 from .transport import Endpoint, bind, default_state_dir, is_loopback, make_socket
 
 log = logging.getLogger("perfmesh.aggregator")
 NAME = "aggregator"
-AGENT_ROLES = ("agents",)
-API_ROLES = ("operators", "subscribers")
 SOCKET_DOMAINS = {"ingest": "agents", "control": "agents", "api": "api", "stream": "stream"}
 INGEST_BURST = 2000
 
@@ -88,37 +88,22 @@ class Aggregator:
             self.control = self._socket(zmq.ROUTER, "control", hwm=100_000)
             self.stream = self._socket(zmq.XPUB, "stream", hwm=config.stream_hwm)
             self.api = self._socket(zmq.ROUTER, "api", hwm=10_000)
+            self.desk = OperatorDesk(self.fleet, self.persist, self.audit, self.warn,
+                                     lambda route, body: self._reply(self.api, route, "reply", body),
+                                     self._send_command, config.fleet.command_timeout_s)
         except Exception:
             self.close()
             raise
 
     def _resume(self) -> None:
         """Hosts, their last sequence numbers and outstanding gaps from the state file."""
-        now = time.time()
-        points = {h["name"]: h for h in self.persist.resume_points()}
-        # batches a repair could not salvage are owed again: the agents' spools may still hold them
-        registry = {h["name"]: h for h in self.persist.store.hosts()}
-        for host, boot, a, b in self.persist.store.repair.lost_batches:
-            h = points.get(host)
-            if h is None and host in registry:
-                h = points[host] = {**registry[host], "boot": boot, "last_seq": b, "missing": []}
-            if h is not None and h["boot"] == boot and a <= h["last_seq"]:
-                h["last_seq"] = max(h["last_seq"], b)
-                h["missing"] = sorted({*h["missing"], (a, b)})
-        for h in points.values():
-            self.fleet.resume_host(h["name"], h["boot"], h["last_seq"], h["missing"], h["info"],
-                                   h["first_seen"], h["last_seen"], now)
-            host = self.fleet.hosts.get(h["name"])
-            if host is not None:    # so a gap found on the host's return starts at its last sample
-                host.last_ts = self.persist.store.last_ts(h["name"], h["boot"])
+        self.persist.resume(self.fleet, time.time())
         if self.fleet.hosts:
             log.info("resumed %d hosts from %s", len(self.fleet.hosts), self.persist.store.path)
 
     def _persist_hosts(self) -> None:
-        if self.persist is None:
-            return
-        rows = [(h.name, dict(h.info), h.first_seen, h.last_seen, h.boot) for h in self.fleet.hosts.values()]
-        self.persist.call(lambda store: [store.upsert_host(*r) for r in rows])
+        if self.persist is not None:
+            self.persist.save_hosts(self.fleet)
 
     def _secure(self, config: AggregatorConfig) -> None:
         """CURVE + ZAP when a keys folder is given; otherwise loopback only unless --insecure."""
@@ -191,24 +176,12 @@ class Aggregator:
             return
         for sink in self.sinks:
             sink.on_events(list(events), time.time())
-        self._persist_events(events)
+        self.persist.record_events(events, self.fleet)
         for ev in events:
             self.stream_seq += 1
             body = {**ev.to_dict(), "category": ev.category}
             frame = wire.encode(kinds.EVENT, NAME, self.boot, self.stream_seq, time.time(), body)
             self._send_stream(wire.topic(ev.type, ev.host, ev.category), frame)
-
-    def _persist_events(self, events: list[Event] | tuple) -> None:
-        for ev in events:
-            if ev.type == kinds.EVENT_VIOLATION:
-                record = {**ev.body, "host": ev.host}
-                self.persist.call(lambda store, r=record: store.add_violation(r["host"], r))
-            elif ev.type == kinds.EVENT_GAP:
-                b, host = ev.body, self.fleet.hosts.get(ev.host)
-                boot = host.boot if host is not None else ""
-                self.persist.call(lambda store, b=b, h=ev.host, boot=boot: store.add_gap(
-                    h, boot, b["first_seq"], b["last_seq"], b.get("start") or 0.0, b.get("end") or 0.0,
-                    b.get("reason", "")))
 
     def _send_stream(self, topic: bytes, frame: bytes) -> None:
         try:
@@ -241,10 +214,9 @@ class Aggregator:
             try:
                 env = wire.decode(frame)
                 if secure:
-                    self._check_sender(who, env)
+                    admission.check_agent(who, env)
                 host = env.host
-                if env.kind != kinds.METRICS:
-                    raise WireError("bad_kind", f"ingest accepts metrics only, got {env.kind!r}")
+                admission.check_ingest(env)
                 self._accept(env, frame, now)
             except WireError as exc:
                 fleet.count_bad(exc.reason, host)
@@ -279,15 +251,7 @@ class Aggregator:
                 if len(self.fleet.backfill_requests) < 10_000:
                     self.fleet.backfill_requests.append(request)
                 continue
-            self._reply(self.control, host.route, kinds.BACKFILL, {"boot": boot, "first": first, "last": last})
-
-    def _check_sender(self, who: tuple[str, str] | None, env: wire.Envelope) -> None:
-        """An agent may speak only in the name its key is filed under."""
-        if who is None:
-            raise WireError("unauthenticated", "sender's key is not (or no longer) allowed for agents")
-        if who[1] != env.host:
-            raise WireError("identity_mismatch",
-                            f"key of agent {who[1]!r} sent a frame in the name of host {env.host!r:.80}")
+            self._reply(self.control, host.route, "backfill", {"boot": boot, "first": first, "last": last})
 
     def _routed(self, sock: zmq.Socket, roles: tuple[str, ...], burst: int = 1000):
         """Yields up to ``burst`` waiting [route, frame] messages with the sender's (role, name)
@@ -314,8 +278,9 @@ class Aggregator:
             try:
                 env = wire.decode(frame)
                 if self.auth is not None:
-                    self._check_sender(who, env)
+                    admission.check_agent(who, env)
                 host = env.host
+                admission.check_control(env)
                 self._control_message(route, env, frame, now)
             except WireError as exc:
                 self.fleet.count_bad(exc.reason, host)
@@ -326,111 +291,41 @@ class Aggregator:
         if env.kind == kinds.REGISTER:
             self.publish(self.fleet.register(env, route, now))
             self._persist_hosts()
-            self._reply(self.control, route, kinds.HEARTBEAT, {"registered": True})
+            self._reply(self.control, route, "heartbeat", {"registered": True})
         elif env.kind == kinds.HEARTBEAT:
             events, must_register = self.fleet.heartbeat(env, route, now)
             self.publish(events)
-            self._reply(self.control, route, kinds.REPLY if must_register else kinds.HEARTBEAT,
+            self._reply(self.control, route, "reply" if must_register else "heartbeat",
                         {"register": True} if must_register else {})
         elif env.kind == kinds.METRICS:        # backfill answers come over the reliable channel
             self._accept(env, frame, now)
         elif env.kind == kinds.REPLY:
-            body = env.body
-            missing = body.get("backfill_missing") if isinstance(body, dict) else None
-            if not (isinstance(missing, list) and len(missing) == 2 and all(type(x) is int for x in missing)):
-                raise WireError("bad_body", "a reply on control must carry backfill_missing [first, last]")
-            self.publish(self.fleet.backfill_unavailable(env.host, str(body.get("boot")), missing[0], missing[1], now))
-        elif env.kind == kinds.RESULT:
+            gone = admission.backfill_missing(env.body)
+            self.publish(self.fleet.backfill_unavailable(env.host, gone.boot, gone.first, gone.last, now))
+        else:   # a result: checked kinds only get here
             cmd, result, events = self.fleet.command_result(env, now)
             if cmd is not None:
-                self._audit_result(cmd, result, now)
-                if cmd.origin is not None:
-                    self._reply(self.api, cmd.origin, kinds.REPLY, result)
+                self.desk.answered(cmd, result, now)
             self.publish(events)
-        else:
-            raise WireError("bad_kind", f"control accepts register, heartbeat, metrics, reply and result, got {env.kind!r}")
 
     # ------------------------------------------------------------------ api
     def on_api(self) -> None:
         for route, frame, who in self._routed(self.api, API_ROLES):
-            try:
-                if who is None:
-                    raise WireError("unauthenticated", "sender's key is not (or no longer) allowed on the api")
-                env = wire.decode(frame)
-                if env.kind != kinds.REQUEST or not isinstance(env.body, dict):
-                    raise WireError("bad_kind", "api accepts request maps only")
-                self._request(route, env.body, time.time(), who)
-            except WireError as exc:
-                self.fleet.count_bad(exc.reason)
-                self._reply(self.api, route, kinds.REPLY, {"status": kinds.STATUS_ERROR, "error": str(exc)})
-
-    def _request(self, route: bytes, body: dict, now: float, who: tuple[str, str]) -> None:
-        op = body.get("op")
-        if op == kinds.OP_STATUS:
-            self._reply(self.api, route, kinds.REPLY, {"status": kinds.STATUS_OK, **self.fleet.status(now)})
-        elif op == kinds.OP_HISTORY:
-            host, key, since = body.get("host"), body.get("key"), body.get("since", 0.0)
-            if type(host) is not str or type(key) is not str or not isinstance(since, (int, float)):
-                raise WireError("bad_body", "history needs host (str), key (str), since (number)")
-            samples = self.persist.reader.query(host, key, float(since))
-            self._reply(self.api, route, kinds.REPLY, {"status": kinds.STATUS_OK, "samples": samples})
-        elif op == kinds.OP_COMMAND:
-            role, name = who
-            if role not in ("", "operators"):
-                error = f"forbidden: key {name!r} has role {role}; only operators may send commands"
-                self._audit("command", now, id=body.get("id"), operator=name, role=role, host=body.get("host"),
-                            strategy=body.get("strategy"), params=body.get("params"), outcome="forbidden",
-                            error=error)
-                self._reply(self.api, route, kinds.REPLY, {"id": body.get("id"), "status": kinds.STATUS_REFUSED, "error": error})
-                return
-            self._command(route, body, now, name or str(body.get("operator", ""))[:64])
-        else:
-            raise WireError("bad_op", f"unknown api op {op!r:.40}; expected status, history or command")
-
-    def _command(self, route: bytes, body: dict, now: float, operator: str) -> None:
-        cmd_id, host, strategy = body.get("id"), body.get("host"), body.get("strategy")
-        timeout_s = body.get("timeout_s", self.config.fleet.command_timeout_s)
-        if not all(type(v) is str for v in (cmd_id, host, strategy)) or \
-                not isinstance(timeout_s, (int, float)) or not 0 < timeout_s <= 3600:
-            raise WireError("bad_body", "command needs id, host, strategy (strings) and 0 < timeout_s <= 3600")
-        params = body.get("params", {})
-        cmd, reply = self.fleet.start_command(cmd_id, host, strategy, params,
-                                              route, now, float(timeout_s), operator)
-        self._audit("command", now, id=cmd_id, operator=operator, host=host, strategy=strategy,
-                    params=params, outcome="sent" if reply is None else reply["status"],
-                    error=None if reply is None else reply.get("error"))
-        if reply is not None:
-            self._reply(self.api, route, kinds.REPLY, reply)
-            return
-        self._send_command(cmd)
-
-    def _audit(self, event: str, now: float, **fields: Any) -> None:
-        try:
-            self.audit.append({"time": now, "event": event, **fields})
-        except (OSError, ValueError) as exc:
-            self.warn.warning("audit", f"cannot write the audit log {self.audit.path}: {exc}")
-
-    def _audit_result(self, cmd, result: dict, now: float) -> None:
-        self._audit("result", now, id=cmd.id, operator=cmd.operator, host=cmd.host, strategy=cmd.strategy,
-                    params=cmd.params, outcome=result.get("status"), error=result.get("error"))
+            self.desk.on_frame(route, frame, who, time.time())
 
     def _send_command(self, cmd) -> None:
         route = self.fleet.hosts[cmd.host].route
-        self._reply(self.control, route, kinds.COMMAND, cmd.to_wire())
+        self._reply(self.control, route, "command", cmd.to_wire())
 
     # ---------------------------------------------------------------- ticks
     def on_tick(self) -> None:
         events, to_send, answers = self.fleet.tick(time.time())
         self.publish(events)
         for cmd in to_send:
-            self._audit("command", time.time(), id=cmd.id, operator=cmd.operator, host=cmd.host,
-                        strategy=cmd.strategy, params=cmd.params, outcome="sent")
-            self._send_command(cmd)
+            self.desk.sent(cmd, time.time())
         self._request_backfill()
         for cmd, result in answers:
-            self._audit_result(cmd, result, time.time())
-            if cmd.origin is not None:
-                self._reply(self.api, cmd.origin, kinds.REPLY, result)
+            self.desk.answered(cmd, result, time.time())
 
     def on_snapshot(self) -> None:
         if not self.sinks:

@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from perfmesh.mesh.fleet import Event, Fleet
 from perfmesh.store.database import BatchRow, Store
+from perfmesh.protocol import kinds
 
 log = logging.getLogger("perfmesh.aggregator")
 
@@ -59,7 +61,45 @@ class Persistence:
             out.append({**h, "boot": boot, "last_seq": seq, "missing": missing})
         return out
 
+    def resume(self, fleet: Fleet, now: float) -> None:
+        """Hosts, their last sequence numbers and outstanding gaps, from the state file, into
+        ``fleet`` (down until they speak again)."""
+        points = {h["name"]: h for h in self.resume_points()}
+        # batches a repair could not salvage are owed again: the agents' spools may still hold them
+        registry = {h["name"]: h for h in self.store.hosts()}
+        for host, boot, a, b in self.store.repair.lost_batches:
+            h = points.get(host)
+            if h is None and host in registry:
+                h = points[host] = {**registry[host], "boot": boot, "last_seq": b, "missing": []}
+            if h is not None and h["boot"] == boot and a <= h["last_seq"]:
+                h["last_seq"] = max(h["last_seq"], b)
+                h["missing"] = sorted({*h["missing"], (a, b)})
+        for h in points.values():
+            fleet.resume_host(h["name"], h["boot"], h["last_seq"], h["missing"], h["info"],
+                              h["first_seen"], h["last_seen"], now)
+            host = fleet.hosts.get(h["name"])
+            if host is not None:    # so a gap found on the host's return starts at its last sample
+                host.last_ts = self.store.last_ts(h["name"], h["boot"])
+
     # ------------------------------------------------------------ loop thread
+    def save_hosts(self, fleet: Fleet) -> None:
+        """The host registry (names, info, first and last seen, boot)."""
+        rows = [(h.name, dict(h.info), h.first_seen, h.last_seen, h.boot) for h in fleet.hosts.values()]
+        self.call(lambda store: [store.upsert_host(*r) for r in rows])
+
+    def record_events(self, events: list[Event] | tuple, fleet: Fleet) -> None:
+        """Violations and gaps are kept; other events live on the stream only."""
+        for ev in events:
+            if ev.type == kinds.EVENT_VIOLATION:
+                record = {**ev.body, "host": ev.host}
+                self.call(lambda store, r=record: store.add_violation(r["host"], r))
+            elif ev.type == kinds.EVENT_GAP:
+                b, host = ev.body, fleet.hosts.get(ev.host)
+                boot = host.boot if host is not None else ""
+                self.call(lambda store, b=b, h=ev.host, boot=boot: store.add_gap(
+                    h, boot, b["first_seq"], b["last_seq"], b.get("start") or 0.0, b.get("end") or 0.0,
+                    b.get("reason", "")))
+
     def put(self, row: BatchRow) -> None:
         with self._lock:
             self._batches.append(row)

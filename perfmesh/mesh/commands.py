@@ -30,6 +30,14 @@ class PendingCommand:
         return {"id": self.id, "strategy": self.strategy, "params": self.params,
                 "expires": self.deadline}
 
+    def timeout_result(self) -> dict[str, Any]:
+        """The answer when no result came by the deadline (unknown if the agent died)."""
+        if self.lost:
+            return {"id": self.id, "host": self.host, "strategy": self.strategy, "status": kinds.STATUS_UNKNOWN_OUTCOME,
+                    "error": f"{self.lost}; it may or may not have run"}
+        return {"id": self.id, "host": self.host, "strategy": self.strategy, "status": kinds.STATUS_TIMEOUT,
+                "error": f"no result from host {self.host!r} within the deadline"}
+
 
 @dataclass
 class CommandTracker:

@@ -7,106 +7,27 @@ to sockets.
 
 from __future__ import annotations
 
-import math
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..rules.analysis import BOTTLENECK_CATEGORIES, Bottleneck, detect_bottlenecks, overall_health
+from ..rules.analysis import detect_bottlenecks
 from ..protocol.batch import BatchSchema, SchemaCache, decode_batch
-from ..rules.budget import DEFAULT_BUDGETS, BudgetViolation, PerformanceBudget
+from ..rules.budget import DEFAULT_BUDGETS, PerformanceBudget
+from . import admission
+from .admission import REGISTER_KEYS
 from .commands import CommandTracker, PendingCommand
-from ..errors import WireError
+from .gaps import chase_gaps, give_up, lost
+from .hosts import NO_EVENTS, Event, GapInfo, HostState
 from .ratelimit import RateLimiter
-from .sequence import BACKFILL, DUPLICATE, SeqTracker
+from .sequence import BACKFILL, DUPLICATE
 from .history import DEFAULT_HISTORY_ROWS, SeriesHistory
 from ..protocol.wire import Envelope
 from ..protocol import kinds
 
-EVENT_TYPES = kinds.EVENT_TYPES
-REGISTER_KEYS = ("cpu_count", "memory_total_bytes", "platform", "python", "interval_s", "strategies", "commands")
-NO_EVENTS: tuple = ()
-
-
-@dataclass
-class Event:
-    """One stream event: its type, the host it is about, a category (or '-') and its body."""
-
-    type: str
-    host: str
-    body: dict[str, Any]
-    category: str = "-"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "host": self.host, **self.body}
-
-
-@dataclass
-class GapInfo:
-    """A detected gap: its seq range, the time range it covers, and when it was asked for.
-
-    ``detected`` moves forward while the host is down, so the backfill timeout counts only
-    time in which the agent could have answered.
-    """
-
-    first: int
-    last: int
-    start_ts: float | None
-    end_ts: float
-    detected: float
-    asked: float
-    checked: float | None = None
-
-
-@dataclass
-class HostState:
-    name: str
-    boot: str
-    first_seen: float
-    last_seen: float
-    history: SeriesHistory
-    budget: PerformanceBudget
-    alive: bool = True
-    registered: bool = False
-    route: Any = None                      # the control socket's routing id of the agent
-    info: dict[str, Any] = field(default_factory=dict)
-    collectors: list[dict[str, Any]] = field(default_factory=list)
-    seq: SeqTracker = field(default_factory=SeqTracker)
-    last_ts: float | None = None
-    gaps: list[GapInfo] = field(default_factory=list)
-    counters: dict[str, int] = field(default_factory=lambda: {
-        "batches": 0, "samples": 0, "gaps": 0, "backfilled": 0, "lost_batches": 0, "duplicates": 0,
-        "bad_frames": 0, "series_refused": 0})
-    bad_reasons: dict[str, int] = field(default_factory=dict)
-    active_violations: dict[str, dict[str, Any]] = field(default_factory=dict)
-    recent_violations: deque = field(default_factory=lambda: deque(maxlen=100))
-    recent_commands: deque = field(default_factory=lambda: deque(maxlen=50))
-    bottlenecks: list[Bottleneck] = field(default_factory=list)
-    last_auto_optimize: float = float("-inf")
-    incarnation: str | None = None          # the agent process (changes when it restarts)
-    analysed_batches: int = -1             # counters["batches"] at the last analysis
-
-    @property
-    def health(self) -> str:
-        """good | warning | critical, from the active violations and bottlenecks now."""
-        violations = [BudgetViolation.from_dict(v) for v in self.active_violations.values()]
-        return overall_health(violations, self.bottlenecks)
-
-    def status(self) -> dict[str, Any]:
-        return {
-            "name": self.name, "alive": self.alive, "last_seen": self.last_seen,
-            "first_seen": self.first_seen, "boot": self.boot, "health": self.health,
-            "registered": self.registered, "info": dict(self.info),
-            "budget_violations": list(self.active_violations.values()),
-            "recent_violations": list(self.recent_violations)[-10:],
-            "recent_commands": list(self.recent_commands)[-10:],
-            "bottlenecks": [b.to_dict() for b in self.bottlenecks],
-            "collectors": [dict(c) for c in self.collectors],
-            "counters": {**self.counters, "missing_batches": self.seq.missing_count},
-            "bad_frame_reasons": dict(self.bad_reasons), "last_seq": self.seq.last,
-            "series": self.history.series_count,
-        }
+EVENT_TYPES = ("metric", "violation", "bottleneck", "command", "host", "gap")
+_BOTTLENECK_CATEGORY = {"cpu_bound": "cpu", "memory_pressure": "memory", "swap_thrashing": "memory",
+                        "io_wait": "cpu", "disk_saturation": "io", "network_saturation": "network"}
 
 
 @dataclass
@@ -203,7 +124,7 @@ class Fleet:
         old_boot = host.seq.boot
         verdict, gap, given_up = host.seq.observe(env.boot, env.seq)
         host.boot = env.boot
-        events: list[Event] | tuple = [self._lost(host, a, b, now) for a, b in given_up] if given_up else NO_EVENTS
+        events: list[Event] | tuple = [lost(host, a, b, now) for a, b in given_up] if given_up else NO_EVENTS
         if host.gaps and env.boot != old_boot:
             host.gaps = []      # the old boot's records would match (and time out) the new boot's seqs
         if verdict is DUPLICATE:
@@ -248,43 +169,13 @@ class Fleet:
                 events = [*events, ev]
         return schema, events, False
 
-    def _lost(self, host: HostState, first: int, last: int, now: float) -> Event:
-        """An explicit gap: batches [first, last] will never arrive."""
-        info = next((g for g in host.gaps if g.first <= first and last <= g.last), None)
-        host.counters["lost_batches"] += last - first + 1
-        return Event(kinds.EVENT_GAP, host.name, {
-            "first_seq": first, "last_seq": last, "missing": last - first + 1,
-            "start": info.start_ts if info else None, "end": info.end_ts if info else None,
-            "timestamp": now, "reason": "not in the agent's spool"})
-
     def backfill_unavailable(self, host_name: str, boot: str, first: int, last: int,
                              now: float) -> list[Event]:
         """The agent says [first, last] is no longer in its spool."""
         host = self.hosts.get(host_name)
         if host is None or host.seq.boot != boot:
             return []
-        return [self._lost(host, a, b, now) for a, b in host.seq.give_up(first, last)]
-
-    def _chase_gaps(self, host: HostState, now: float) -> list[Event]:
-        """Ask again for what is still missing; give up after ``backfill_timeout_s`` of the host
-        being up and not answering."""
-        events: list[Event] = []
-        c = self.config
-        for g in list(host.gaps):
-            if not host.alive and g.checked is not None:
-                g.detected += now - g.checked      # a down agent cannot answer: stop the clock
-            g.checked = now
-            still = [(a, b) for a, b in host.seq.missing if a <= g.last and b >= g.first]
-            if not still:
-                host.gaps.remove(g)
-            elif now - g.detected >= c.backfill_timeout_s:
-                for a, b in still:
-                    events.extend(self._lost(host, x, y, now) for x, y in host.seq.give_up(a, b))
-                host.gaps.remove(g)
-            elif now - g.asked >= c.backfill_retry_s and host.alive:
-                g.asked = now
-                self.backfill_requests.extend((host.name, host.seq.boot, a, b) for a, b in still)
-        return events
+        return give_up(host, first, last, now)
 
     def _check_budget(self, host: HostState, category: str, name: str, value: float,
                       ts: float) -> Event | None:
@@ -310,18 +201,12 @@ class Fleet:
             return []
         body = env.body if isinstance(env.body, dict) else {}
         events: list[Event] = []
-        incarnation = body.get("incarnation")
-        if host.incarnation and incarnation != host.incarnation:
+        if host.incarnation and body.get("incarnation") != host.incarnation:
             self.commands.orphan(host.name, f"the agent on {host.name!r} restarted with the command in flight", now)
-        host.incarnation = incarnation if type(incarnation) is str and len(incarnation) <= 64 else None
+        host.incarnation = admission.incarnation(body)
         host.boot, host.route, host.registered = env.boot, route, True
-        host.info = {k: body[k] for k in REGISTER_KEYS if k in body}
-        strategies = host.info.get("strategies")
-        if strategies is not None and not (isinstance(strategies, list)
-                                           and all(type(s) is str for s in strategies)):
-            del host.info["strategies"]  # malformed: let the agent's own registry decide
-        host.info = {k: v for k, v in host.info.items() if _plain_info(k, v)}
-        host.collectors = _collectors(body.get("collectors"))
+        host.info = admission.register_info(body)
+        host.collectors = admission.collectors(body.get("collectors"))
         self._touch(host, now, events)
         events.append(Event(kinds.EVENT_HOST, host.name, {"state": kinds.HOST_REGISTERED, "timestamp": now,
                                                 "info": host.info}))
@@ -334,7 +219,7 @@ class Fleet:
             return [], True
         host.route = route
         if isinstance(env.body, dict) and "collectors" in env.body:
-            host.collectors = _collectors(env.body["collectors"])
+            host.collectors = admission.collectors(env.body["collectors"])
         events: list[Event] = []
         self._touch(host, now, events)
         return events, False
@@ -356,11 +241,14 @@ class Fleet:
                 continue
             events.extend(self._analyse(host, now))
             if host.gaps:
-                events.extend(self._chase_gaps(host, now))
+                lost_events, requests = chase_gaps(host, now, self.config.backfill_retry_s,
+                                                   self.config.backfill_timeout_s)
+                events.extend(lost_events)
+                self.backfill_requests.extend(requests)
             cmd = self._auto_optimize(host, now)
             if cmd is not None:
                 to_send.append(cmd)
-        answers = [(c, self.finish_command(c.id, _timeout_result(c))) for c in self.commands.expired(now)]
+        answers = [(c, self.finish_command(c.id, c.timeout_result())) for c in self.commands.expired(now)]
         for cmd, result in answers:
             events.append(self._command_event(cmd, result, now))
         return events, to_send, answers
@@ -377,7 +265,7 @@ class Fleet:
         host.analysed_batches = host.counters["batches"]
         before = {b.kind for b in host.bottlenecks}
         host.bottlenecks = detect_bottlenecks(self.latest(host))
-        return [Event(kinds.EVENT_BOTTLENECK, host.name, {**b.to_dict(), "timestamp": now}, BOTTLENECK_CATEGORIES[b.kind])
+        return [Event(kinds.EVENT_BOTTLENECK, host.name, {**b.to_dict(), "timestamp": now}, _BOTTLENECK_CATEGORY[b.kind])
                 for b in host.bottlenecks if b.kind not in before]
 
     def _auto_optimize(self, host: HostState, now: float) -> PendingCommand | None:
@@ -442,9 +330,7 @@ class Fleet:
     def command_result(self, env: Envelope, now: float) -> tuple[PendingCommand | None, dict, list[Event]]:
         """An agent's result. Only the host a command was sent to may answer it."""
         body = env.body
-        if not isinstance(body, dict) or type(body.get("id")) is not str:
-            raise WireError("bad_body", "a result body must be a map with a string id")
-        cmd = self.commands.pending.get(body["id"])
+        cmd = self.commands.pending.get(admission.result_id(body))
         if cmd is None or cmd.host != env.host:
             return None, body, []
         result = {"id": cmd.id, "host": cmd.host, "strategy": cmd.strategy,
@@ -473,44 +359,3 @@ class Fleet:
     def history(self, host_name: str, key: str, since: float) -> list[tuple[float, float, bool]]:
         host = self.hosts.get(host_name)
         return host.history.query(key, since) if host else []
-
-
-
-def _collectors(raw: Any) -> list[dict[str, Any]]:
-    if not isinstance(raw, list):
-        return []
-    out = []
-    for c in raw[:16]:
-        if isinstance(c, dict):
-            out.append({k: v if _plain(v) else None for k, v in ((k, c.get(k)) for k in ("kind", "pid", "restarts", "state"))})
-    return out
-
-
-_INFO_TYPES = {"cpu_count": (int,), "memory_total_bytes": (int,), "platform": (str,), "python": (str,),
-               "interval_s": (int, float), "strategies": (list,), "commands": (bool,)}
-
-
-def _plain(value: Any) -> bool:
-    """A short string, a bool, a 64-bit int or a finite float: safe to show anywhere (JSON, top, web)."""
-    if type(value) is str:
-        return len(value) <= 256
-    if type(value) is float:
-        return math.isfinite(value)
-    return type(value) is bool or (type(value) is int and -(1 << 63) <= value < 1 << 64)
-
-
-def _plain_info(key: str, value: Any) -> bool:
-    """A registration field of its expected type: an agent's info is shown to every operator."""
-    if type(value) not in _INFO_TYPES.get(key, ()):
-        return False
-    if type(value) is list:
-        return len(value) <= 1024 and all(type(s) is str and len(s) <= 64 for s in value)
-    return _plain(value)
-
-
-def _timeout_result(cmd: PendingCommand) -> dict[str, Any]:
-    if cmd.lost:
-        return {"id": cmd.id, "host": cmd.host, "strategy": cmd.strategy, "status": kinds.STATUS_UNKNOWN_OUTCOME,
-                "error": f"{cmd.lost}; it may or may not have run"}
-    return {"id": cmd.id, "host": cmd.host, "strategy": cmd.strategy, "status": kinds.STATUS_TIMEOUT,
-            "error": f"no result from host {cmd.host!r} within the deadline"}
