@@ -41,9 +41,17 @@ USER_CACHE_MAX = 4096
 
 
 def read_text(path: str) -> str:
-    """One unbuffered read of a small /proc or /sys file (OSError propagates)."""
-    with open(path, "rb", buffering=0) as f:
-        return f.read(65536).decode("utf-8", "replace")
+    """One read() of a small /proc or /sys file, at most 64 KiB (OSError propagates).
+
+    os.open/os.read, not open(): a third cheaper per file, which counts when every process
+    is read every sample. The files read this way (stat, io, status, cgroup, pressure,
+    cgroup accounting) are produced whole by the kernel in one read.
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 65536).decode("utf-8", "replace")
+    finally:
+        os.close(fd)
 
 
 def user_name(uid: int) -> str:
