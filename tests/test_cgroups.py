@@ -137,7 +137,7 @@ def test_walk_is_bounded_by_group_count(tmp_path):
 def test_v2_collector_rates_and_top_lists(tmp_path):
     """CPU percent from usage_usec deltas (100 = one CPU), memory as is, io bytes/s."""
     root = v2_tree(tmp_path / "cg")
-    c = CgroupCollector(str(root), top_n=2)
+    c = CgroupCollector(str(root), top_n=2, min_cpu_percent=0.0, min_io_bytes_per_s=0.0)
     first = c.sample(now=10.0)
     assert first.top_cpu == [] and [g.path for g in first.top_memory] == [
         "/system.slice/db.service", "/system.slice/ssh.service"]
@@ -165,7 +165,7 @@ def test_v1_collector_reads_cpuacct_memory_blkio(tmp_path):
     (root / "blkio").mkdir()
     write_group(root / "blkio", "/docker/abc",
                 blkio__throttle__io_service_bytes="8:0 Read 0\n8:0 Write 0\nTotal 0\n")
-    c = CgroupCollector(str(root))
+    c = CgroupCollector(str(root), min_io_bytes_per_s=0.0)
     c.sample(now=1.0)
     write_group(root / "cpuacct", "/docker/abc", cpuacct__usage="500000000\n")
     write_group(root / "blkio", "/docker/abc",

@@ -21,6 +21,8 @@ def collector(root, **kw) -> ProcessCollector:
     kw.setdefault("ticks_per_s", 100.0)
     kw.setdefault("page_bytes", 4096)
     kw.setdefault("user_of", lambda uid: {0: "root", 1000: "alice"}.get(uid, str(uid)))
+    kw.setdefault("min_cpu_percent", 0.0)
+    kw.setdefault("min_io_bytes_per_s", 0.0)
     return ProcessCollector(str(root), **kw)
 
 
@@ -96,6 +98,20 @@ def test_io_rates_rank_by_read_plus_write(tmp_path):
     assert (s.top_io[0].read_bytes_per_s, s.top_io[0].write_bytes_per_s) == (2000.0, 3000.0)
     assert s.top_io[0].io_bytes_per_s == 5000.0
     assert s.io_readable
+
+
+def test_default_thresholds_keep_blips_out_of_the_rate_lists(tmp_path):
+    """By default one clock tick in 1 s (1 %) and 1 KiB/s of I/O do not rank a process;
+    2 % of a CPU and 64 KiB/s do."""
+    root = make_proc(tmp_path / "proc")
+    write_process(root, 10, utime=0, io=(0, 0))
+    write_process(root, 11, utime=0, io=(0, 0))
+    c = ProcessCollector(str(root), ticks_per_s=100.0, page_bytes=4096, user_of=str)
+    c.sample(now=1.0)
+    write_process(root, 10, utime=1, io=(1024, 0))
+    write_process(root, 11, utime=2, io=(0, 65536))
+    s = c.sample(now=2.0)
+    assert pids(s.top_cpu) == [11] and pids(s.top_io) == [11]
 
 
 def test_top_n_bounds_each_list(tmp_path):

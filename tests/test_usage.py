@@ -22,7 +22,8 @@ def usage(tmp_path, **kw) -> UsageCollector:
     write_group(cg, "/", cgroup__controllers="cpu memory io\n")
     kw.setdefault("filesystems", False)
     return UsageCollector(str(proc), str(cg), ticks_per_s=100.0, page_bytes=4096,
-                          user_of=lambda uid: "root", **kw)
+                          user_of=lambda uid: "root", min_cpu_percent=0.0,
+                          min_io_bytes_per_s=0.0, **kw)
 
 
 def by_key(sample: UsageSample) -> dict[str, float]:

@@ -30,7 +30,7 @@ from .cgroupfs import (
     parse_single_int,
 )
 from .pidfs import unit_of
-from .processes import DEFAULT_TOP_N, read_text
+from .processes import DEFAULT_TOP_N, MIN_CPU_PERCENT, MIN_IO_BYTES_PER_S, read_text
 from .procfs import ProcfsError
 from .rates import CounterRates
 
@@ -185,14 +185,19 @@ def walk_groups(mount: str, max_depth: int = MAX_DEPTH, max_groups: int = MAX_GR
 
 
 class CgroupCollector:
-    """Top N cgroups by CPU, memory and I/O. ``now`` is passed in; ``root`` may be fake."""
+    """Top N cgroups by CPU, memory and I/O. ``now`` is passed in; ``root`` may be fake.
+    Groups below ``min_cpu_percent`` / ``min_io_bytes_per_s`` are not ranked by that
+    resource (as for processes: idle groups would churn the lists)."""
 
     def __init__(self, root: str = "/sys/fs/cgroup", top_n: int = DEFAULT_TOP_N,
-                 max_groups: int = MAX_GROUPS) -> None:
+                 max_groups: int = MAX_GROUPS, min_cpu_percent: float = MIN_CPU_PERCENT,
+                 min_io_bytes_per_s: float = MIN_IO_BYTES_PER_S) -> None:
         if not isinstance(top_n, int) or isinstance(top_n, bool) or top_n < 1:
             raise ConfigError(f"cgroup top_n {top_n!r} must be an int >= 1")
         self.root = root
         self.top_n = top_n
+        self.min_cpu_percent = min_cpu_percent
+        self.min_io_bytes_per_s = min_io_bytes_per_s
         self.max_groups = max_groups
         self.layout = detect_layout(root)
         self._rates = CounterRates()
@@ -245,11 +250,11 @@ class CgroupCollector:
                     g["write_bytes_per_s"] = rate(("write", rel), written, now)
         self._rates.prune(before=now)
         usage = [CgroupUsage(path, unit_of(path), **v) for path, v in groups.items()]  # type: ignore[arg-type]
-        n = self.top_n
+        n, min_cpu, min_io = self.top_n, self.min_cpu_percent, self.min_io_bytes_per_s
         return CgroupSample(
             timestamp=now,
             group_count=len(usage),
-            top_cpu=sorted((g for g in usage if g.cpu_percent), key=lambda g: -g.cpu_percent)[:n],
+            top_cpu=sorted((g for g in usage if g.cpu_percent and g.cpu_percent >= min_cpu), key=lambda g: -g.cpu_percent)[:n],
             top_memory=sorted((g for g in usage if g.memory_bytes), key=lambda g: -g.memory_bytes)[:n],
-            top_io=sorted((g for g in usage if g.io_bytes_per_s), key=lambda g: -g.io_bytes_per_s)[:n],
+            top_io=sorted((g for g in usage if g.io_bytes_per_s and g.io_bytes_per_s >= min_io), key=lambda g: -g.io_bytes_per_s)[:n],
         )

@@ -35,6 +35,12 @@ from .pidfs import (
 from .procfs import ProcfsError
 
 DEFAULT_TOP_N = 10
+MIN_CPU_PERCENT = 2.0
+"""Below this share of one CPU a process is not ranked: at a 1 s interval and 100 Hz, one
+clock tick is 1 %, and single-tick blips of idle daemons would swap in and out of the list
+every sample (measured here: the list's membership changed at every 1 s sample without it)."""
+MIN_IO_BYTES_PER_S = 64 * 1024
+"""Below this storage I/O rate a process is not ranked (same reason)."""
 VANISHED = (FileNotFoundError, ProcessLookupError, PermissionError)
 """What reading a process that exited (or hid itself) raises: skipped, never an error."""
 USER_CACHE_MAX = 4096
@@ -163,11 +169,15 @@ class ProcessCollector:
         ticks_per_s: float | None = None,
         page_bytes: int | None = None,
         user_of: Callable[[int], str] = user_name,
+        min_cpu_percent: float = MIN_CPU_PERCENT,
+        min_io_bytes_per_s: float = MIN_IO_BYTES_PER_S,
     ) -> None:
         if not isinstance(top_n, int) or isinstance(top_n, bool) or top_n < 1:
             raise ConfigError(f"process top_n {top_n!r} must be an int >= 1")
         self.root = root
         self.top_n = top_n
+        self.min_cpu_percent = min_cpu_percent
+        self.min_io_bytes_per_s = min_io_bytes_per_s
         self.ticks_per_s = float(ticks_per_s or os.sysconf("SC_CLK_TCK"))
         self.page_bytes = int(page_bytes or os.sysconf("SC_PAGE_SIZE"))
         self._user_of = user_of
@@ -277,10 +287,11 @@ class ProcessCollector:
     def sample(self, now: float) -> ProcessSample:
         """Scan every process at ``now`` and rank them.
 
-        A process is in the CPU list only with a CPU rate above zero, in the I/O list only
-        with an I/O rate above zero (so an idle machine reports short lists rather than an
-        arbitrary choice among idle processes), in the memory list with a resident set above
-        zero (kernel threads have none). The first sample has no rates: no CPU or I/O list.
+        A process is in the CPU list only with a CPU rate of at least ``min_cpu_percent``,
+        in the I/O list only with at least ``min_io_bytes_per_s`` (so an idle machine reports
+        short lists rather than an arbitrary, ever-changing choice among idle processes), in
+        the memory list with a resident set above zero (kernel threads have none). The first
+        sample has no rates: no CPU or I/O list.
         """
         readings, io_readable = self._scan()
         self._rates(readings, now)
@@ -288,11 +299,14 @@ class ProcessCollector:
         self._uids = {k: v for k, v in self._uids.items() if k in readings}
         n = self.top_n
         values = list(readings.values())
-        by_cpu = sorted((r for r in values if r.cpu_percent), key=lambda r: -r.cpu_percent)[:n]
+        min_cpu, min_io = self.min_cpu_percent, self.min_io_bytes_per_s
+        by_cpu = sorted((r for r in values if r.cpu_percent and r.cpu_percent >= min_cpu),
+                        key=lambda r: -r.cpu_percent)[:n]
         by_rss = sorted((r for r in values if r.stat.rss_pages > 0),
                         key=lambda r: -r.stat.rss_pages)[:n]
         by_io = sorted(
-            (r for r in values if (r.read_bytes_per_s or 0) + (r.write_bytes_per_s or 0) > 0),
+            (r for r in values
+             if (io := (r.read_bytes_per_s or 0) + (r.write_bytes_per_s or 0)) > 0 and io >= min_io),
             key=lambda r: -((r.read_bytes_per_s or 0) + (r.write_bytes_per_s or 0)),
         )[:n]
         btime_s = self.btime_s()

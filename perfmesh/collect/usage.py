@@ -24,6 +24,10 @@ Metric names (labels in braces):
   filesystem_used_percent, filesystem_inodes_total, filesystem_inodes_free,
   filesystem_inodes_used_percent.
 
+Processes are emitted in (pid, start) order and groups in path order, not in rank order, so
+the set and order of series (a batch's schema) changes only when a member joins or leaves a
+top list, not each time two members swap ranks.
+
 The series count is bounded: at most 3 x top_n processes x 5 + 3 x top_n groups x 4 + 24
 pressure series + 6 per filesystem. Label values are cut to LABEL_VALUE_MAX characters (a long
 cgroup path keeps its end, where the unit is).
@@ -70,7 +74,7 @@ class UsageSample:
 def process_metrics(sample: ProcessSample) -> list[PerformanceMetric]:
     now = sample.timestamp
     out = [PerformanceMetric("process_count", float(sample.process_count), "", now, "process")]
-    for p in sample.members():
+    for p in sorted(sample.members(), key=lambda p: (p.pid, p.start_ticks)):
         labels = {"pid": str(p.pid), "start_ticks": str(p.start_ticks), "comm": label_value(p.comm),
                   "user": label_value(p.user), "unit": label_value(p.unit),
                   "cgroup": label_value(p.cgroup)}
@@ -89,7 +93,7 @@ def process_metrics(sample: ProcessSample) -> list[PerformanceMetric]:
 def cgroup_metrics(sample: CgroupSample) -> list[PerformanceMetric]:
     now = sample.timestamp
     out = []
-    for g in sample.members():
+    for g in sorted(sample.members(), key=lambda g: g.path):
         labels = {"cgroup": label_value(g.path), "unit": label_value(g.unit)}
         for name, value, unit in (
             ("cgroup_cpu_percent", g.cpu_percent, "%"),
