@@ -156,6 +156,28 @@ def test_process_vanishing_mid_read_is_skipped(tmp_path, monkeypatch, exc):
     assert pids(s.top_memory) == [11] and s.process_count == 1
 
 
+def test_io_denied_is_not_asked_again_for_the_same_process(tmp_path, monkeypatch):
+    """A PermissionError on /proc/PID/io (not root) leaves the process listed without I/O
+    and its io file is not opened again at the next samples."""
+    root = make_proc(tmp_path / "proc")
+    write_process(root, 10, rss_pages=3)
+    real = processes.read_text
+    io_reads: list[str] = []
+
+    def denied_io(path: str) -> str:
+        if path.endswith("/io"):
+            io_reads.append(path)
+            raise PermissionError(path)
+        return real(path)
+
+    monkeypatch.setattr(processes, "read_text", denied_io)
+    c = collector(root)
+    for now in (1.0, 2.0, 3.0):
+        s = c.sample(now=now)
+    assert pids(s.top_memory) == [10] and s.top_memory[0].read_bytes_per_s is None
+    assert len(io_reads) == 1 and not s.io_readable
+
+
 def test_unparsable_stat_is_counted_and_skipped(tmp_path):
     """A stat that is not a stat is counted in ``unparsable``; the sample goes on."""
     root = make_proc(tmp_path / "proc")

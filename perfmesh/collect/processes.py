@@ -9,7 +9,8 @@ second (/proc/PID/io delta). Only the members of those lists have their user
 A process is keyed by (pid, start ticks), so a reused pid is a new process and never gets a
 rate from its predecessor's counters. The previous reading is kept only for processes seen in
 the last sample: memory is bounded by the number of live processes. A process that vanishes
-mid-read (FileNotFoundError, ProcessLookupError, PermissionError) is skipped.
+mid-read (FileNotFoundError, ProcessLookupError, PermissionError) is skipped. An ``io``
+file denied to us (another user's process when not root) is not asked again for that process.
 
 The caller passes ``now``; the only clock is the sample's. ``root`` may point at a fake tree.
 """
@@ -183,6 +184,7 @@ class ProcessCollector:
         self._user_of = user_of
         self._users: dict[int, str] = {}
         self._uids: dict[tuple[int, int], int | None] = {}
+        self._io_denied: set[tuple[int, int]] = set()
         self._prev: dict[tuple[int, int], _Reading] = {}
         self._prev_now: float | None = None
         self._btime_s: int | None = None
@@ -201,6 +203,7 @@ class ProcessCollector:
         root = self.root
         readings: dict[tuple[int, int], _Reading] = {}
         io_readable = False
+        io_denied, denied = self._io_denied, set()
         for name in os.listdir(root):
             if not name.isdigit():
                 continue
@@ -214,14 +217,18 @@ class ProcessCollector:
                 continue
             if stat is None:
                 continue
+            key = (stat.pid, stat.start_ticks)
             io: PidIo | None = None
-            if not stat.kernel_thread:
+            if not stat.kernel_thread and key not in io_denied:
                 try:
                     io = parse_pid_io(read_text(base + "io"))
                     io_readable = True
-                except (*VANISHED, ProcfsError):
+                except PermissionError:  # another user's process, agent not root: ask once
+                    denied.add(key)
+                except (FileNotFoundError, ProcessLookupError, ProcfsError):
                     io = None
-            readings[(stat.pid, stat.start_ticks)] = _Reading(stat, io)
+            readings[key] = _Reading(stat, io)
+        self._io_denied = {k for k in io_denied if k in readings} | denied
         return readings, io_readable
 
     def _rates(self, readings: dict[tuple[int, int], _Reading], now: float) -> None:
