@@ -3,7 +3,8 @@
 import pytest
 
 from perfmesh.errors import InvalidParameterError, WireError
-from perfmesh.mesh.agent_core import (MAX_BACKFILL, MAX_REMEMBERED, AgentCore, AgentPolicy, Audit, Forward,
+from perfmesh.mesh.commands import MAX_DONE
+from perfmesh.mesh.agent_core import (MAX_BACKFILL, AgentCore, AgentPolicy, Audit, Forward,
                                       HostFacts, Note, Resend, Run, Send, outcome_body, refused_body)
 from perfmesh.protocol import wire
 
@@ -275,10 +276,10 @@ def test_results_restored_from_the_audit_log_stay_replays_after_a_restart():
 
 
 def test_remembered_results_are_bounded_oldest_first():
-    """Only the newest MAX_REMEMBERED results are kept."""
+    """Only the newest MAX_DONE results are kept."""
     c = core()
-    c.restore({"event": "result", "result": refused_body(f"c{i}", "x")} for i in range(MAX_REMEMBERED + 5))
-    assert len(c.done) == MAX_REMEMBERED and next(iter(c.done)) == "c5"
+    c.restore({"event": "result", "result": refused_body(f"c{i}", "x")} for i in range(MAX_DONE + 5))
+    assert len(c.done) == MAX_DONE and next(iter(c.done)) == "c5"
 
 
 @pytest.mark.parametrize("body", [None, {"strategy": "gc_collect"}, {"id": 7}, {"id": "x" * 129}])

@@ -4,6 +4,7 @@ starts, replay, expiry, pid reuse, parameter injection, rate limits and audit lo
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -301,9 +302,13 @@ def test_the_web_page_is_read_only_unless_an_operator_key_is_configured(secured)
         raise AssertionError(secured.mesh.logs())
 
     def post(url: str) -> tuple[int, dict]:
+        """A command as the page sends it: same Origin, with the page's token."""
+        page = urllib.request.urlopen(url + "/", timeout=5).read().decode()
+        token = re.search(r'<meta name="perfmesh-token" content="([^"]+)"', page).group(1)
         req = urllib.request.Request(url + "/api/command", method="POST",
                                      data=_json.dumps({"host": "web01", "strategy": "gc_collect", "params": {}}).encode(),
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", "Origin": url,
+                                              "X-Perfmesh-Token": token})
         try:
             with urllib.request.urlopen(req, timeout=20) as res:
                 return res.status, _json.loads(res.read())

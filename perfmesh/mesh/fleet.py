@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..rules.analysis import detect_bottlenecks
+from ..rules.analysis import BOTTLENECK_CATEGORIES, detect_bottlenecks
 from ..protocol.batch import BatchSchema, SchemaCache, decode_batch
 from ..rules.budget import DEFAULT_BUDGETS, PerformanceBudget
 from . import admission
@@ -25,9 +25,7 @@ from .history import DEFAULT_HISTORY_ROWS, SeriesHistory
 from ..protocol.wire import Envelope
 from ..protocol import kinds
 
-EVENT_TYPES = ("metric", "violation", "bottleneck", "command", "host", "gap")
-_BOTTLENECK_CATEGORY = {"cpu_bound": "cpu", "memory_pressure": "memory", "swap_thrashing": "memory",
-                        "io_wait": "cpu", "disk_saturation": "io", "network_saturation": "network"}
+EVENT_TYPES = kinds.EVENT_TYPES
 
 
 @dataclass
@@ -265,7 +263,7 @@ class Fleet:
         host.analysed_batches = host.counters["batches"]
         before = {b.kind for b in host.bottlenecks}
         host.bottlenecks = detect_bottlenecks(self.latest(host))
-        return [Event(kinds.EVENT_BOTTLENECK, host.name, {**b.to_dict(), "timestamp": now}, _BOTTLENECK_CATEGORY[b.kind])
+        return [Event(kinds.EVENT_BOTTLENECK, host.name, {**b.to_dict(), "timestamp": now}, BOTTLENECK_CATEGORIES[b.kind])
                 for b in host.bottlenecks if b.kind not in before]
 
     def _auto_optimize(self, host: HostState, now: float) -> PendingCommand | None:
