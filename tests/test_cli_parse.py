@@ -119,7 +119,7 @@ def test_every_subcommand_has_a_handler():
     (["aggregator", "--budget", "cpu_percent=inf"], "must be a finite number >= 0"),
     (["aggregator", "--heartbeat", "0"], "'0' must be a positive number of seconds"),
     (["aggregator", "--heartbeat", "nan"], "'nan' must be a positive number of seconds"),
-    (["aggregator", "--heartbeat", "soon"], "'soon' is not a number"),
+    (["aggregator", "--heartbeat", "soon"], "'soon' must be a positive number of seconds, or a number with a unit"),
     (["aggregator", "--history", "0"], "'0' must be a positive whole number"),
     (["aggregator", "--history", "1.5"], "'1.5' must be a positive whole number"),
     (["agent", "--name", "bad name"], "'bad name' is not a valid host name"),

@@ -73,7 +73,7 @@ def test_every_error_is_reported_with_its_key():
         "version: is 2; expected 1",
         "aggregator.port: is 0; expected a whole number >= 1 and <= 65531",
         "aggregator.metrics_listen: is '9790'; expected ADDR:PORT, e.g. 127.0.0.1:9790",
-        "aggregator.bogus: unknown key; expected one of auto_optimize, bind, command_timeout_s, "
+        "aggregator.bogus: unknown key; expected one of auto_optimize, bind, budget_clear_percent, budget_for_samples, command_timeout_s, "
         "heartbeat_s, keys_dir, max_hosts, max_series_per_host, metrics_listen, port, "
         "snapshot_interval_s",
         "aggregator.auto_optimize: is 'yes'; expected true or false",

@@ -156,13 +156,14 @@ def test_two_hosts_with_identical_schema_keep_separate_history():
 
 # ------------------------------------------------------------------ budgets
 def test_budget_violation_fires_then_stays_quiet_then_escalates_then_resolves():
-    """cpu_percent over 80: warning fires once, repeats are silent, critical re-fires, then resolves."""
-    fleet = Fleet()
+    """cpu_percent over 80, with no delay nor hysteresis: warning fires once, repeats are silent,
+    critical re-fires, then resolves."""
+    fleet = Fleet(FleetConfig(budget_for_samples=0, budget_clear_percent=0))
     _, ev, _ = fleet.ingest(metrics(0, ts=1.0, values=(90.0, 0.0)), now=1.0)
     assert [e.to_dict() for e in ev] == [{
         "type": "violation", "host": "web01", "metric": "cpu_percent", "value": 90.0, "limit": 80.0,
         "severity": "warning", "overage": 10.0, "overage_percent": 12.5, "timestamp": 1.0,
-        "state": "firing", "category": "cpu"}]
+        "state": "firing", "category": "cpu", "started": 1.0}]
     assert ev[0].category == "cpu"
     _, ev, _ = fleet.ingest(metrics(1, ts=2.0, values=(91.0, 0.0)), now=2.0)
     assert list(ev) == []
@@ -179,24 +180,51 @@ def test_budget_violation_fires_then_stays_quiet_then_escalates_then_resolves():
 
 def test_violation_fires_again_after_resolving():
     """A resolved budget that is exceeded again emits a new firing event."""
-    fleet = Fleet()
+    fleet = Fleet(FleetConfig(budget_for_samples=1))
     fleet.ingest(metrics(0, values=(90.0, 0.0)), now=1.0)
     fleet.ingest(metrics(1, values=(10.0, 0.0)), now=2.0)
     _, ev, _ = fleet.ingest(metrics(2, values=(95.0, 0.0)), now=3.0)
     assert types(ev) == [("violation", "firing")]
 
 
-def test_deescalation_from_critical_to_warning_is_an_event():
-    """A firing violation whose severity drops is re-announced with the new severity."""
-    fleet = Fleet()
+def test_deescalation_from_critical_to_warning_is_silent():
+    """A firing violation keeps the worst severity it reached; a drop to warning is no event."""
+    fleet = Fleet(FleetConfig(budget_for_samples=1))
     fleet.ingest(metrics(0, values=(120.0, 0.0)), now=1.0)
     _, ev, _ = fleet.ingest(metrics(1, values=(85.0, 0.0)), now=2.0)
-    assert [e.body["severity"] for e in ev] == ["warning"]
+    assert list(ev) == []
+    assert fleet.hosts["web01"].active_violations["cpu_percent"]["severity"] == "critical"
+
+
+def test_oscillating_host_gives_one_violation_with_the_defaults():
+    """A host crossing its budget (80) on every sample fires once, on its 3rd sample over, and
+    does not resolve while it stays above 76 (5 % under the limit); a sample at 76 resolves it."""
+    fleet = Fleet()
+    events = []
+    for seq in range(40):
+        value = 82.0 if seq % 2 == 0 else 78.0
+        _, ev, _ = fleet.ingest(metrics(seq, ts=float(seq), values=(value, 0.0)), now=float(seq))
+        events += ev
+    assert types(events) == [("violation", "firing")]
+    assert (events[0].body["started"], events[0].body["timestamp"]) == (0.0, 4.0)
+    _, ev, _ = fleet.ingest(metrics(40, ts=40.0, values=(76.0, 0.0)), now=40.0)
+    assert [(e.body["state"], e.body["started"], e.body["timestamp"]) for e in ev] == \
+        [("resolved", 0.0, 40.0)]
+    assert fleet.hosts["web01"].budget_alerts == {}
+
+
+def test_a_clear_sample_restarts_the_delay():
+    """Two samples over, one at or below 95 % of the limit, two over: still no violation."""
+    fleet = Fleet()
+    events = []
+    for seq, value in enumerate((90.0, 90.0, 70.0, 90.0, 90.0)):
+        events += fleet.ingest(metrics(seq, ts=float(seq), values=(value, 0.0)), now=float(seq))[1]
+    assert events == []
 
 
 def test_budget_and_given_up_gap_events_come_together():
     """A batch that overflows the owed ranges and violates a budget returns the gap then the violation."""
-    fleet = Fleet()
+    fleet = Fleet(FleetConfig(budget_for_samples=1))
     fleet.hosts["web01"] = fleet.host("web01", "b1", 1.0)
     fleet.hosts["web01"].seq.max_ranges = 1
     fleet.ingest(metrics(1), now=1.0)
@@ -396,7 +424,7 @@ def test_an_io_wait_bottleneck_is_an_io_event():
 
 def test_health_reflects_active_budget_violations_without_bottlenecks():
     """An active warning violation (82 over a limit of 80) makes health warning; resolving it, good."""
-    fleet = Fleet(FleetConfig(budgets={"memory_percent": 80.0}))
+    fleet = Fleet(FleetConfig(budgets={"memory_percent": 80.0}, budget_for_samples=1))
     fleet.ingest(metrics(0, schema=MEM, values=(82.0,)), now=1.0)
     fleet.tick(1.5)
     assert fleet.hosts["web01"].health == "warning"
@@ -663,7 +691,8 @@ def test_bad_frames_are_counted_per_reason_globally_and_per_host():
 # ------------------------------------------------------------------ queries
 def test_status_has_the_documented_shape():
     """status() lists hosts by name with alive, last seen, health, violations, collectors, counters."""
-    fleet = registered(host="web02", now=10.0, collectors=[{"kind": "cpu", "pid": 9, "restarts": 0}])
+    fleet = registered(Fleet(FleetConfig(budget_for_samples=1)), host="web02", now=10.0,
+                       collectors=[{"kind": "cpu", "pid": 9, "restarts": 0}])
     fleet.ingest(metrics(0, ts=11.0, values=(90.0, 0.0), host="web02"), now=11.0)
     fleet.ingest(metrics(0, host="web01"), now=12.0)
     fleet.count_bad("bad_kind", "web01")

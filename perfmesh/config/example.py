@@ -14,6 +14,8 @@ snapshot_interval_s = 1.0      # how often /metrics and alert rules see fresh va
 auto_optimize = false          # run the [[auto_optimize]] policies below
 command_timeout_s = 10.0
 metrics_listen = "127.0.0.1:9790"  # Prometheus /metrics (omit to serve none)
+budget_for_samples = 3         # a budget violation fires on the 3rd sample over (0: at once)
+budget_clear_percent = 5.0     # ... and resolves only 5 % under the limit (0: at the limit)
 
 [agent]
 connect = "127.0.0.1:7700"     # the aggregator, HOST[:BASE]

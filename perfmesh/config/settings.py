@@ -32,6 +32,8 @@ AGGREGATOR_DEFAULTS: dict[str, Any] = {
     "metrics_listen": None, "keys_dir": None, "snapshot_interval_s": 1.0,
     "command_timeout_s": _FLEET.command_timeout_s, "max_hosts": _FLEET.max_hosts,
     "max_series_per_host": _FLEET.max_series_per_host,
+    "budget_for_samples": _FLEET.budget_for_samples,
+    "budget_clear_percent": _FLEET.budget_clear_percent,
 }
 AGENT_DEFAULTS: dict[str, Any] = {
     "connect": DEFAULT_CONNECT, "name": None, "interval_s": 1.0, "heartbeat_s": 1.0,

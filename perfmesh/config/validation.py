@@ -181,6 +181,8 @@ AGGREGATOR_FIELDS: dict[str, Check] = {
     "max_hosts": _integer(1),
     "max_series_per_host": _integer(1),
     "metrics_listen": _listen,
+    "budget_for_samples": _integer(0),
+    "budget_clear_percent": _number(0, maximum=100),
 }
 AGENT_FIELDS: dict[str, Check] = {
     "connect": _parses(parse_connect, "HOST[:BASE_PORT], e.g. 10.0.0.5:7700"),

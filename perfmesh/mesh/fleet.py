@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from ..rules.analysis import BOTTLENECK_CATEGORIES, detect_bottlenecks
 from ..protocol.batch import BatchSchema, SchemaCache, decode_batch
+from ..rules.alertstate import AlertPolicy, AlertState
 from ..rules.budget import DEFAULT_BUDGETS, PerformanceBudget
 from . import admission
 from .admission import REGISTER_KEYS
@@ -43,6 +44,11 @@ class FleetConfig:
     backfill_timeout_s: float = 30.0
     commands_per_host_per_min: float = 20.0
     commands_per_operator_per_min: float = 60.0
+    # quiet budgets (the alert state machine of rules/alertstate.py): a violation fires after
+    # this many consecutive samples over the limit (0 or 1: at once) ...
+    budget_for_samples: int = 3
+    # ... and resolves only on a sample at or below the limit less this percentage (0: the limit)
+    budget_clear_percent: float = 5.0
     # per-host limits (budgets per host group, from the config file); None: ``budgets``.
     # ``budgets`` must still name every metric any host budgets (it picks what is checked).
     host_budgets: Callable[[str], dict[str, float]] | None = None
@@ -64,6 +70,8 @@ class Fleet:
         self.counters = {"bad_frames": 0, "hosts_refused": 0, "batches": 0, "samples": 0, "backfilled": 0}
         self.backfill_requests: list[tuple[str, str | None, int, int]] = []
         self.bad_reasons: dict[str, int] = {}
+        self.budget_policy = AlertPolicy(for_samples=max(1, c.budget_for_samples))
+        self.budget_clear_factor = 1.0 - c.budget_clear_percent / 100.0
 
     # ----------------------------------------------------------------- hosts
     def host(self, name: str, boot: str, now: float) -> HostState | None:
@@ -177,17 +185,34 @@ class Fleet:
 
     def _check_budget(self, host: HostState, category: str, name: str, value: float,
                       ts: float) -> Event | None:
+        """One budgeted sample through the alert state machine: an event when the violation
+        fires (after ``budget_for_samples`` over), gets worse, or resolves (at or below the
+        limit less ``budget_clear_percent``); nothing while it flaps in between."""
         violation = host.budget.check_budget_violation(name, value, ts)
+        state = host.budget_alerts.get(name)
+        if state is None:
+            if violation is None:
+                return None
+            state = host.budget_alerts[name] = AlertState()
+        limit = host.budget.get_budget_limit(name) or 0.0
+        worst = state.severity if state.firing else None
+        step = state.step(self.budget_policy, None if violation is None else violation.severity,
+                          value <= limit * self.budget_clear_factor, lambda: ts)
+        if not state.firing and not state.pending:
+            del host.budget_alerts[name]        # quiet again: no state kept per quiet series
         active = host.active_violations.get(name)
-        if violation is None:
+        if step is not None and step.state == kinds.RESOLVED:
+            host.active_violations.pop(name, None)
             if active is None:
                 return None
-            del host.active_violations[name]
             return Event(kinds.EVENT_VIOLATION, host.name, {**active, "state": kinds.RESOLVED, "value": value,
                                                   "timestamp": ts}, category)
-        record = {**violation.to_dict(), "state": kinds.FIRING, "category": category}
+        if violation is None or not state.firing:
+            return None                          # pending, or firing and not yet cleared
+        record = {**violation.to_dict(), "state": kinds.FIRING, "category": category,
+                  "severity": state.severity, "started": state.since}
         host.active_violations[name] = record
-        if active is not None and active["severity"] == record["severity"]:
+        if step is None and state.severity == worst:
             return None
         host.recent_violations.append(record)
         return Event(kinds.EVENT_VIOLATION, host.name, record, category)

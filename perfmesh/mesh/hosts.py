@@ -10,6 +10,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..rules.alertstate import AlertState
 from ..rules.analysis import Bottleneck, overall_health
 from ..rules.budget import BudgetViolation, PerformanceBudget
 from .history import SeriesHistory
@@ -70,6 +71,7 @@ class HostState:
         "bad_frames": 0, "series_refused": 0})
     bad_reasons: dict[str, int] = field(default_factory=dict)
     active_violations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    budget_alerts: dict[str, AlertState] = field(default_factory=dict)   # pending or firing
     recent_violations: deque = field(default_factory=lambda: deque(maxlen=100))
     recent_commands: deque = field(default_factory=lambda: deque(maxlen=50))
     bottlenecks: list[Bottleneck] = field(default_factory=list)

@@ -9,6 +9,8 @@ alert fires, re-fires or resolves; each caller turns that into its own event typ
 - **delay**: the alert fires once ``for_samples`` consecutive samples had a level and, with
   ``for_s``, the condition has held that long (since its first sample);
 - **hysteresis**: a firing alert resolves on the first sample with no level that is cleared;
+  a pending one starts over only on a cleared sample (a sample in between neither counts
+  towards the delay nor resets it, so a series hovering around its limit fires once);
 - **repeat**: while firing, a sample at least ``repeat_s`` after the last firing re-fires it
   (``repeat`` counts the re-fires of one firing);
 - **severity**: with ``follow`` the alert takes the level of the sample that fires it, and a
@@ -69,7 +71,8 @@ class AlertState:
         """Advance by one sample; the transition it causes, if any."""
         if not self.firing:
             if level is None:
-                self.pending, self.severity = 0, None
+                if cleared:                    # in the hysteresis band a pending alert waits
+                    self.pending, self.severity = 0, None
                 return None
             if self.pending == 0:
                 self.since = now()

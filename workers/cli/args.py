@@ -10,8 +10,8 @@ from perfmesh.model.address import DEFAULT_BASE_PORT, DEFAULT_CONNECT, DEFAULT_H
 from perfmesh.protocol import kinds
 
 from . import recording
-from .flags import (CliError, _Given, _host_name, _http_url, _port, _positive_float, _positive_int,
-                    parse_budget)
+from .flags import (CliError, _clear_percent, _count, _Given, _host_name, _http_url, _port, _positive_int,
+                    parse_budget, parse_duration)
 
 EVENT_TYPES = kinds.EVENT_TYPES
 CATEGORY_CHOICES = ("cpu", "memory", "io", "network", "application")
@@ -51,9 +51,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"base port; uses BASE..BASE+3 (default {DEFAULT_BASE_PORT})")
     a.add_argument("--budget", type=parse_budget, action="append", default=[], metavar="NAME=LIMIT",
                    help="override a budget limit (repeatable)")
+    a.add_argument("--budget-delay", type=_count, default=AGGREGATOR_DEFAULTS["budget_for_samples"],
+                   metavar="SAMPLES", action=_Given,
+                   help="a budget violation fires after this many samples over (0: at once; "
+                        f"default {AGGREGATOR_DEFAULTS['budget_for_samples']})")
+    a.add_argument("--budget-clear", type=_clear_percent, default=AGGREGATOR_DEFAULTS["budget_clear_percent"],
+                   metavar="PERCENT", action=_Given,
+                   help="... and resolves only this far under its limit (0: at the limit; "
+                        f"default {AGGREGATOR_DEFAULTS['budget_clear_percent']:g})")
     a.add_argument("--auto-optimize", action=_Given, nargs=0, const=True, default=False,
                    help="run recommended strategies automatically (rate-limited)")
-    a.add_argument("--heartbeat", type=_positive_float, default=AGGREGATOR_DEFAULTS["heartbeat_s"],
+    a.add_argument("--heartbeat", type=parse_duration, default=AGGREGATOR_DEFAULTS["heartbeat_s"],
                    metavar="SECONDS", action=_Given,
                    help=f"heartbeat interval; a host is down after 3 missed (default {AGGREGATOR_DEFAULTS['heartbeat_s']:g})")
     a.add_argument("--history", type=_positive_int, default=AGGREGATOR_DEFAULTS["history_rows"], metavar="ROWS",
@@ -69,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     connect(g)
     g.add_argument("--config", default=None, metavar="FILE", help="perfmesh.toml; flags override it")
     g.add_argument("--name", type=_host_name, default=None, help="host name to report (default: this machine's)")
-    g.add_argument("--interval", type=_positive_float, default=AGENT_DEFAULTS["interval_s"], metavar="SECONDS",
+    g.add_argument("--interval", type=parse_duration, default=AGENT_DEFAULTS["interval_s"], metavar="SECONDS",
                    action=_Given, help=f"sampling interval (default {AGENT_DEFAULTS['interval_s']:g})")
     g.add_argument("--no-commands", action=_Given, nargs=0, const=True, default=False,
                    help="refuse every remote command")
@@ -77,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow only these strategies (repeatable)")
     g.add_argument("--spool-dir", default=None, metavar="DIR",
                    help="keep the spool of recent batches on disk too (survives agent restarts)")
-    g.add_argument("--spool-seconds", type=_positive_float, default=None, metavar="SECONDS",
+    g.add_argument("--spool-seconds", type=parse_duration, default=None, metavar="SECONDS",
                    help="how much recent sampling the spool holds for backfill (default 600)")
     g.add_argument("--state-dir", default=None, metavar="DIR",
                    help="audit log and command results (default ~/.local/state/perfmesh/agent-NAME)")
@@ -89,12 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--category", choices=CATEGORY_CHOICES, default=None)
     s.add_argument("--json", action="store_true", help="one JSON object per line")
     s.add_argument("--count", type=_positive_int, default=None, metavar="N", help="exit after N events")
-    s.add_argument("--timeout", type=_positive_float, default=None, metavar="S", help="exit after S seconds")
+    s.add_argument("--timeout", type=parse_duration, default=None, metavar="S", help="exit after S seconds")
 
     st = sub.add_parser("status", help="show every host the aggregator knows")
     connect(st)
     st.add_argument("--json", action="store_true")
-    st.add_argument("--timeout", type=_positive_float, default=3.0, metavar="S")
+    st.add_argument("--timeout", type=parse_duration, default=3.0, metavar="S")
 
     c = sub.add_parser("command", help="run an optimization strategy on a host")
     connect(c)
@@ -102,13 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("strategy")
     c.add_argument("params", nargs="*", metavar="key=value")
     c.add_argument("--json", action="store_true")
-    c.add_argument("--timeout", type=_positive_float, default=10.0, metavar="S")
+    c.add_argument("--timeout", type=parse_duration, default=10.0, metavar="S")
 
     h = sub.add_parser("history", help="stored samples of one series")
     connect(h)
     h.add_argument("--host", type=_host_name, required=True)
     h.add_argument("--name", required=True, metavar="METRIC", help="metric name, optionally with {labels}")
-    h.add_argument("--since", type=_positive_float, default=3600.0, metavar="SECONDS_AGO")
+    h.add_argument("--since", type=parse_duration, default=3600.0, metavar="DURATION", help="e.g. 600, 10m, 2h, 7d (default 1h)")
     h.add_argument("--json", action="store_true")
 
     t = sub.add_parser("top", help="live full-screen view of the fleet")
@@ -131,13 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="write a self-contained HTML report of one host")
     connect(r)
     r.add_argument("--host", type=_host_name, required=True)
-    r.add_argument("--since", type=_positive_float, default=3600.0, metavar="SECONDS_AGO")
+    r.add_argument("--since", type=parse_duration, default=3600.0, metavar="DURATION", help="e.g. 600, 10m, 2h, 7d (default 1h)")
     r.add_argument("--out", required=True, metavar="FILE")
 
     u = sub.add_parser("up", help="aggregator + agent on this machine + a live view")
     u.add_argument("--port", type=_port, default=DEFAULT_BASE_PORT, metavar="BASE")
-    u.add_argument("--interval", type=_positive_float, default=AGENT_DEFAULTS["interval_s"], metavar="SECONDS")
-    u.add_argument("--duration", type=_positive_float, default=None, metavar="S", help="stop after S seconds")
+    u.add_argument("--interval", type=parse_duration, default=AGENT_DEFAULTS["interval_s"], metavar="SECONDS")
+    u.add_argument("--duration", type=parse_duration, default=None, metavar="S", help="stop after S seconds")
 
     k = sub.add_parser("keys", help="create CURVE key pairs")
     ks = k.add_subparsers(dest="keys_cmd", metavar="ACTION", parser_class=_Parser)

@@ -12,6 +12,7 @@ from typing import Any
 
 from perfmesh.errors import ConfigError, PerfmeshError
 from perfmesh.model.address import MAX_BASE_PORT, check_host_name
+from perfmesh.model.duration import EXPECTED, parse_duration as _parse_duration
 
 
 class CliError(PerfmeshError):
@@ -39,20 +40,34 @@ def _http_url(text: str) -> str:
     return text
 
 
-def _positive_float(text: str) -> float:
+def parse_duration(text: str) -> float:
+    """A time span flag: ``30s``, ``10m``, ``2h``, ``7d`` or plain seconds (> 0)."""
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
-    return value
+        return _parse_duration(text)
+    except ConfigError:
+        raise argparse.ArgumentTypeError(f"{text!r} must be {EXPECTED}") from None
 
 
 def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be a positive whole number")
     return int(text)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= 0")
+    return int(text)
+
+
+def _clear_percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a percentage from 0 to 100")
+    return value
 
 
 def _port(text: str) -> int:

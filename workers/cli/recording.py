@@ -5,23 +5,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import sys
 from pathlib import Path
 from typing import Any, Callable
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)?")
-_UNIT_S = {None: 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration(text: str) -> float:
-    """``30s``, ``10m``, ``2h``, ``7d`` or plain seconds -> seconds (> 0)."""
-    match = _DURATION.fullmatch(text.strip())
-    if not match or float(match.group(1)) <= 0:
-        raise argparse.ArgumentTypeError(f"duration {text!r} must be a positive number with an optional "
-                                         "unit s, m, h or d, e.g. 90s, 10m, 1h")
-    return float(match.group(1)) * _UNIT_S[match.group(2)]
-
+from .flags import parse_duration
 
 def parse_speed(text: str) -> float:
     try:
@@ -79,7 +67,9 @@ def replay_setup(config_file: str | None, overrides: dict[str, float]) -> tuple[
         return cfg.budgets_for(host, overrides)
     fleet = FleetConfig(budgets=cfg.budget_names(overrides), history_rows=s["history_rows"],
                         heartbeat_interval_s=s["heartbeat_s"], max_hosts=s["max_hosts"],
-                        max_series_per_host=s["max_series_per_host"], host_budgets=limits_for)
+                        max_series_per_host=s["max_series_per_host"], host_budgets=limits_for,
+                        budget_for_samples=s["budget_for_samples"],
+                        budget_clear_percent=s["budget_clear_percent"])
     # what would fire: budget violations and bottlenecks are reported even when the file
     # turns off their delivery to webhooks
     return fleet, AlertEngine(cfg.alerts, violations=True, bottlenecks=True)

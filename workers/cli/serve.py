@@ -23,7 +23,8 @@ def cmd_aggregator(args: argparse.Namespace) -> int:
     from perfmesh.mesh.fleet import FleetConfig
     cfg = load(args.config) if args.config else Config()
     flags = flags_given(args, {"bind": "bind", "port": "port", "heartbeat": "heartbeat_s",
-                          "history": "history_rows", "auto_optimize": "auto_optimize"})
+                          "history": "history_rows", "auto_optimize": "auto_optimize",
+                          "budget_delay": "budget_for_samples", "budget_clear": "budget_clear_percent"})
     if args.metrics_listen is not None:
         flags["metrics_listen"] = args.metrics_listen
     s = aggregator_settings(cfg, flags)
@@ -40,6 +41,8 @@ def cmd_aggregator(args: argparse.Namespace) -> int:
                         heartbeat_interval_s=s["heartbeat_s"], auto_optimize=s["auto_optimize"],
                         command_timeout_s=s["command_timeout_s"], max_hosts=s["max_hosts"],
                         max_series_per_host=s["max_series_per_host"], host_budgets=limits_for,
+                        budget_for_samples=s["budget_for_samples"],
+                        budget_clear_percent=s["budget_clear_percent"],
                         auto_policies=lambda host, kind: [(p.strategy, p.params, p.min_interval_s)
                                                           for p in cfg.policies_for(host, kind)])
     recording.serve_recording(args.replay, s["bind"], s["port"], keys_dir)
