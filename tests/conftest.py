@@ -122,6 +122,9 @@ def isolated_state(tmp_path, monkeypatch):
     """Every process a test starts keeps its default state (aggregator data, agent audit log)
     under the test's own folder, never in the developer's home."""
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))   # no operator's [client]
+    for name in ("PERFMESH_CONFIG", "PERFMESH_CONNECT", "PERFMESH_KEY", "PERFMESH_SERVER_KEY"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

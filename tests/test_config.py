@@ -69,7 +69,7 @@ def test_every_error_is_reported_with_its_key():
     }
     assert issues(raw) == [
         "nonsense: unknown key; expected one of version, aggregator, agent, retention, budgets, "
-        "groups, alerts, auto_optimize, webhooks, alertmanagers, alerting, burn_rate",
+        "groups, alerts, auto_optimize, webhooks, alertmanagers, alerting, burn_rate, client",
         "version: is 2; expected 1",
         "aggregator.port: is 0; expected a whole number >= 1 and <= 65531",
         "aggregator.metrics_listen: is '9790'; expected ADDR:PORT, e.g. 127.0.0.1:9790",

@@ -28,6 +28,11 @@ commands = true                # false refuses every remote command
 allow = ["gc_collect", "memory_trim"]               # strategies this host may run
 kinds = ["cpu", "memory", "io"]                     # collectors to run
 
+[client]                       # operators' commands (status, command, top, ...): flags win,
+connect = "127.0.0.1:7700"     # then PERFMESH_CONNECT / PERFMESH_KEY / PERFMESH_SERVER_KEY
+# key = "/home/me/.config/perfmesh/keys/me.key_secret"
+# server_key = "/etc/perfmesh/keys/aggregator.key"
+
 [retention]
 history_rows = 1000            # in-memory samples per series
 data_dir = "/var/lib/perfmesh" # SQLite state

@@ -71,6 +71,7 @@ class Retention:
 class Config:
     aggregator: dict[str, Any] = field(default_factory=dict)
     agent: dict[str, Any] = field(default_factory=dict)
+    client: dict[str, Any] = field(default_factory=dict)     # operators' defaults ([client])
     retention: Retention = field(default_factory=Retention)
     budgets: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_BUDGETS))
     groups: tuple[HostGroup, ...] = ()
@@ -137,6 +138,7 @@ def parse(raw: Mapping[str, Any]) -> Config:
     alerting = raw.get("alerting", {})
     return Config(
         aggregator=dict(raw.get("aggregator", {})), agent=dict(raw.get("agent", {})),
+        client=dict(raw.get("client", {})),
         retention=Retention(retention.get("history_rows", 1000), retention.get("data_dir"),
                             float(retention.get("raw_window_s", 86_400.0)),
                             tuple(Rollup(float(r["step_s"]), float(r["keep_s"]))

@@ -41,6 +41,33 @@ AGENT_DEFAULTS: dict[str, Any] = {
 }
 
 
+CLIENT_DEFAULTS: dict[str, Any] = {
+    "connect": DEFAULT_CONNECT, "key": None, "server_key": None, "insecure": False,
+}
+CLIENT_ENV = {"PERFMESH_CONNECT": "connect", "PERFMESH_KEY": "key", "PERFMESH_SERVER_KEY": "server_key"}
+CONFIG_ENV = "PERFMESH_CONFIG"
+SYSTEM_CONFIG = "/etc/perfmesh/perfmesh.toml"
+
+
+def client_settings(config: Config | None, env: Mapping[str, str],
+                    flags: Mapping[str, Any]) -> dict[str, Any]:
+    """An operator's connection (``connect``, ``key``, ``server_key``, ``insecure``): defaults,
+    under the file's ``[client]``, under PERFMESH_CONNECT / PERFMESH_KEY / PERFMESH_SERVER_KEY
+    (set and not empty), under the flags given."""
+    from_env = {key: env[name] for name, key in CLIENT_ENV.items() if env.get(name)}
+    return merge(CLIENT_DEFAULTS, {**(config or Config()).client, **from_env}, flags)
+
+
+def config_paths(env: Mapping[str, str], home: str) -> tuple[list[str], bool]:
+    """Where the config file is looked for, in order, and whether it must exist: the file
+    PERFMESH_CONFIG names (must), else $XDG_CONFIG_HOME/perfmesh/perfmesh.toml (default
+    ~/.config) then /etc/perfmesh/perfmesh.toml (the first that exists, if any)."""
+    if env.get(CONFIG_ENV):
+        return [env[CONFIG_ENV]], True
+    xdg = env.get("XDG_CONFIG_HOME") or f"{home}/.config"
+    return [f"{xdg}/perfmesh/perfmesh.toml", SYSTEM_CONFIG], False
+
+
 def aggregator_settings(config: Config | None, flags: Mapping[str, Any]) -> dict[str, Any]:
     """The aggregator's settings: file (``[aggregator]`` and ``[retention].history_rows``)
     under flags. ``budgets`` in flags are NAME -> LIMIT overrides for every host."""

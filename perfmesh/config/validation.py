@@ -195,6 +195,12 @@ AGENT_FIELDS: dict[str, Check] = {
     "allow": _list_of(_matching(_STRATEGY_RE, ""), "strategy names"),
     "kinds": _list_of(_one_of(AGENT_KINDS), f"collector kinds ({', '.join(AGENT_KINDS)})", False),
 }
+CLIENT_FIELDS: dict[str, Check] = {
+    "connect": AGENT_FIELDS["connect"],
+    "key": _string,
+    "server_key": _string,
+    "insecure": _bool,
+}
 ROLLUP_STEP_S = 60
 ROLLUP_FIELDS: dict[str, Check] = {"step_s": _number(0, above=True), "keep_s": _number(0, above=True)}
 RETENTION_FIELDS: dict[str, Check] = {
@@ -247,7 +253,7 @@ BURN_FIELDS: dict[str, Check] = {
     "bucket_s": _number(0, above=True),
 }
 SECTIONS = ("version", "aggregator", "agent", "retention", "budgets", "groups", "alerts",
-            "auto_optimize", "webhooks", "alertmanagers", "alerting", "burn_rate")
+            "auto_optimize", "webhooks", "alertmanagers", "alerting", "burn_rate", "client")
 
 
 def check(raw: Any) -> list[ConfigIssue]:
@@ -262,7 +268,7 @@ def check(raw: Any) -> list[ConfigIssue]:
     if "version" in raw and (raw["version"] != CONFIG_VERSION or isinstance(raw["version"], bool)):
         c.add("version", f"is {_show(raw['version'])}; expected {CONFIG_VERSION}")
     for name, fields in (("aggregator", AGGREGATOR_FIELDS), ("agent", AGENT_FIELDS),
-                         ("alerting", ALERTING_FIELDS)):
+                         ("alerting", ALERTING_FIELDS), ("client", CLIENT_FIELDS)):
         if name in raw:
             c.table(raw[name], name, fields)
     if "retention" in raw:

@@ -19,12 +19,18 @@ from .flags import CliError, parse_param
 
 def client_endpoint(text: str, args: argparse.Namespace | None = None,
               settings: dict[str, Any] | None = None):
-    """The aggregator's address with the client's keys (from flags, else from settings)."""
+    """The aggregator's address with the client's keys (from flags, else from settings; an
+    operator's command without settings: flags, else the environment, else [client])."""
     from workers.transport import Endpoint, is_loopback, parse_endpoint
+    source = "argument --connect"
+    if settings is None and args is not None:
+        from .clientconf import operator_connection
+        settings = operator_connection(args)
+        text, source = settings["connect"], settings["source"]
     try:
         ep = parse_endpoint(text)
     except ConfigError as exc:  # a bad --connect is a usage error (exit 2), like any flag
-        raise CliError(f"perfmesh: argument --connect: {exc}") from None
+        raise CliError(f"perfmesh: {source}: {exc}") from None
     settings = settings or {}
     key = getattr(args, "key", None) or settings.get("key")
     server_key = getattr(args, "server_key", None) or settings.get("server_key")
