@@ -74,9 +74,9 @@ def test_status_defaults():
 
 
 def test_command_positionals_and_defaults():
-    """command takes HOST STRATEGY and any number of key=value params; timeout defaults to 10 s."""
+    """command takes TARGET STRATEGY and any number of key=value params; timeout defaults to 10 s."""
     c = parse("command", "web01", "gc_collect", "generation=2", "full=true", "--json")
-    assert (c.host, c.strategy, c.params, c.json, c.timeout) == \
+    assert (c.target, c.strategy, c.params, c.json, c.timeout) == \
         ("web01", "gc_collect", ["generation=2", "full=true"], True, 10.0)
 
 
@@ -133,9 +133,9 @@ def test_every_subcommand_has_a_handler():
     (["subscribe", "--count", "many"], "'many' must be a positive whole number"),
     (["subscribe", "--host", "web01;rm"], "is not a valid host name"),
     (["status", "--timeout", "0"], "'0' must be a positive number of seconds"),
-    (["command"], "required: host, strategy"),
+    (["command"], "required: TARGET, strategy"),
     (["command", "web01"], "required: strategy"),
-    (["command", "web 01", "gc_collect"], "'web 01' is not a valid host name"),
+    (["command", "web 01", "gc_collect"], "'web 01' is not a valid host name or glob"),
     (["command", "web01", "gc_collect", "--timeout", "-3"], "must be a positive number of seconds"),
     (["history", "--name", "cpu_percent"], "required: --host"),
     (["history", "--host", "h"], "required: --name"),
@@ -156,7 +156,7 @@ def test_flag_error_names_the_subcommand(capsys):
 
 def test_bad_command_parameter_is_a_usage_error_before_any_connection(capsys, monkeypatch):
     """A malformed key=value parameter fails with exit 2 before the api client is created."""
-    monkeypatch.setattr(cli_clients, "_with_api", lambda *a: pytest.fail("must not connect"))
+    monkeypatch.setattr(cli_clients, "with_api", lambda *a: pytest.fail("must not connect"))
     line = usage_error(capsys, "command", "web01", "gc_collect", "generation")
     assert "parameter 'generation' must be key=value" in line
 

@@ -150,7 +150,7 @@ def test_parse_raises_with_every_issue():
     assert str(exc.value).splitlines() == [
         "2 problem(s) in the config:", "  agent.interval_s: is 0; expected a number > 0",
         "  agent.x: unknown key; expected one of allow, commands, connect, heartbeat_s, "
-        "interval_s, key, kinds, name, server_key"]
+        "interval_s, key, kinds, labels, name, server_key"]
 
 
 def test_budgets_per_host_group():
@@ -257,7 +257,7 @@ def test_cli_config_check_lists_every_bad_key(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines() == [
         f"{path}: agent.interval_s: is 0; expected a number > 0",
         f"{path}: agent.colour: unknown key; expected one of allow, commands, connect, heartbeat_s, "
-        "interval_s, key, kinds, name, server_key",
+        "interval_s, key, kinds, labels, name, server_key",
         f"{path}: alerts[0]: has no level; expected warning and/or critical"]
     assert cli.main(["config", "check", str(tmp_path / "none.toml")]) == 1
     assert "cannot read config" in capsys.readouterr().err

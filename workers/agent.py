@@ -57,6 +57,7 @@ class AgentConfig:
     spool_dir: Path | None = None              # None: the spool lives in memory only
     spool_seconds: float = SPOOL_SECONDS
     local_url: str | None = None               # None: ipc in a temp dir (collector processes)
+    labels: tuple[tuple[str, str], ...] = ()   # --label KEY=VALUE: what group:VALUE targets
 
 
 class CommandRunner:
@@ -101,7 +102,7 @@ class Agent:
         self.local_url = config.local_url or f"ipc://{self.tmpdir}/collectors"
         self.supervisor = Supervisor(list(config.kinds), self.local_url, config.interval_s)
         policy = AgentPolicy(config.name, config.interval_s, config.heartbeat_s, config.commands,
-                             config.allow, str(config.endpoint))
+                             config.allow, str(config.endpoint), config.labels)
         self.core = AgentCore(policy, self.spool.boot, uuid.uuid4().hex, self.spool.last_seq,
                               _host_facts(), self.engine, self.supervisor.info, time.monotonic())
         self.boot = self.core.boot           # same stream id across restarts with a spool dir

@@ -64,6 +64,36 @@ class ApiClient:
                 "params": params, "timeout_s": timeout_s, "operator": self.name}
         return self.request(body, timeout_s + 3.0)
 
+    def command_many(self, hosts: list[str], strategy: str, params: dict[str, Any],
+                     timeout_s: float = 10.0) -> dict[str, dict[str, Any]]:
+        """One command per host, all in flight together; each host's answer (a timeout for
+        those the aggregator did not answer in time)."""
+        pending: dict[str, str] = {}
+        for host in hosts:
+            cmd_id = uuid.uuid4().hex
+            pending[cmd_id] = host
+            self.sock.send(wire.encode(kinds.REQUEST, self.name, self.boot, 0, time.time(), {
+                "op": kinds.OP_COMMAND, "id": cmd_id, "host": host, "strategy": strategy, "params": params,
+                "timeout_s": timeout_s, "operator": self.name}))
+        answers: dict[str, dict[str, Any]] = {}
+        deadline = time.monotonic() + timeout_s + 3.0
+        while pending:
+            remaining_ms = int((deadline - time.monotonic()) * 1000)
+            if remaining_ms <= 0 or not self.sock.poll(remaining_ms):
+                break
+            env = wire.decode(self.sock.recv())
+            if env.kind != kinds.REPLY or not isinstance(env.body, dict):
+                continue
+            cmd_id = env.body.get("id")
+            if cmd_id is None:      # a request the aggregator could not read: answered in order
+                cmd_id = next(iter(pending))
+            if cmd_id in pending:
+                answers[pending.pop(cmd_id)] = env.body
+        for host in pending.values():
+            answers[host] = {"status": kinds.STATUS_TIMEOUT,
+                             "error": f"no answer from the aggregator at {self.endpoint} within {timeout_s:g}s"}
+        return answers
+
     def close(self) -> None:
         self.sock.disable_monitor()
         self.monitor.close(0)

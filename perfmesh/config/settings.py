@@ -38,6 +38,7 @@ AGGREGATOR_DEFAULTS: dict[str, Any] = {
 AGENT_DEFAULTS: dict[str, Any] = {
     "connect": DEFAULT_CONNECT, "name": None, "interval_s": 1.0, "heartbeat_s": 1.0,
     "key": None, "server_key": None, "commands": True, "allow": None, "kinds": None,
+    "labels": None,
 }
 
 

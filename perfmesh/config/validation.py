@@ -18,6 +18,7 @@ from ..collect.collection import COLLECTOR_KINDS
 from ..errors import ConfigError
 from ..model.address import HOST_NAME_RE, HOST_NAME_RULE, MAX_BASE_PORT, parse_connect, parse_listen
 from ..model.metric import METRIC_NAME_RE, is_finite_number as _is_number
+from ..mesh.targeting import LABEL_RE
 from ..optimize.engine import NAME_RE as STRATEGY_NAME_RE
 from ..rules.analysis import BOTTLENECK_KINDS
 
@@ -67,6 +68,13 @@ def _integer(minimum: int, maximum: int | None = None) -> Check:
             return None
         return f"expected a whole number >= {minimum}" + (f" and <= {maximum}" if maximum else "")
     return check
+
+
+def _labels(v: Any) -> str | None:
+    if isinstance(v, dict) and all(isinstance(k, str) and LABEL_RE.fullmatch(k) and isinstance(x, str)
+                                   and LABEL_RE.fullmatch(x) for k, x in v.items()):
+        return None
+    return "expected a table of labels, e.g. { role = \"db\" } (letters, digits, . _ -)"
 
 
 def _bool(v: Any) -> str | None:
@@ -194,6 +202,7 @@ AGENT_FIELDS: dict[str, Check] = {
     "commands": _bool,
     "allow": _list_of(_matching(_STRATEGY_RE, ""), "strategy names"),
     "kinds": _list_of(_one_of(AGENT_KINDS), f"collector kinds ({', '.join(AGENT_KINDS)})", False),
+    "labels": _labels,
 }
 CLIENT_FIELDS: dict[str, Check] = {
     "connect": AGENT_FIELDS["connect"],

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import WireError
 from ..protocol.wire import Envelope
+from .targeting import LABEL_RE
 from ..protocol import kinds
 
 AGENT_ROLES = ("agents",)
@@ -25,9 +26,11 @@ API_OPS = kinds.OPS
 MAX_COMMAND_TIMEOUT_S = 3600.0
 MAX_OPERATOR_CHARS = 64
 MAX_INCARNATION_CHARS = 64
-REGISTER_KEYS = ("cpu_count", "memory_total_bytes", "platform", "python", "interval_s", "strategies", "commands")
+REGISTER_KEYS = ("cpu_count", "memory_total_bytes", "platform", "python", "interval_s", "strategies", "commands",
+                 "labels")
 _INFO_TYPES = {"cpu_count": (int,), "memory_total_bytes": (int,), "platform": (str,), "python": (str,),
-               "interval_s": (int, float), "strategies": (list,), "commands": (bool,)}
+               "interval_s": (int, float), "strategies": (list,), "commands": (bool,), "labels": (dict,)}
+MAX_LABELS = 32
 COLLECTOR_KEYS = ("kind", "pid", "restarts", "state")
 MAX_COLLECTORS = 16
 
@@ -113,6 +116,9 @@ def plain_info(key: str, value: Any) -> bool:
         return False
     if type(value) is list:
         return len(value) <= 1024 and all(type(s) is str and len(s) <= 64 for s in value)
+    if type(value) is dict:     # labels
+        return len(value) <= MAX_LABELS and all(type(k) is str and type(v) is str and LABEL_RE.fullmatch(k)
+                                                and LABEL_RE.fullmatch(v) for k, v in value.items())
     return plain(value)
 
 

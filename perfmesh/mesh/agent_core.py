@@ -113,6 +113,7 @@ class AgentPolicy:
     commands: bool
     allow: tuple[str, ...] | None      # None: every registered strategy
     aggregator: str                    # how log notes name it (its endpoint)
+    labels: tuple[tuple[str, str], ...] = ()   # e.g. (("role", "db"),): targets group:db
 
 
 def outcome_body(cmd_id: str, result: dict[str, Any]) -> dict[str, Any]:
@@ -161,7 +162,8 @@ class AgentCore:
             "platform": self.facts.platform, "python": self.facts.python,
             "interval_s": self.policy.interval_s, "strategies": self.strategies(),
             "commands": self.policy.commands, "collectors": self.collectors(),
-            "incarnation": self.incarnation})
+            "incarnation": self.incarnation,
+            **({"labels": dict(self.policy.labels)} if self.policy.labels else {})})
 
     def heartbeat(self, mono_s: float) -> list[Action]:
         """Each heartbeat interval: note a silent aggregator, and say we are here."""

@@ -17,7 +17,8 @@ from typing import Callable, Sequence
 from perfmesh.errors import ConfigError, PerfmeshError
 
 from .args import CliError, build_parser
-from .clients import cmd_command, cmd_history, cmd_report, cmd_status, cmd_subscribe, cmd_top, cmd_web
+from .targets import cmd_command
+from .clients import cmd_history, cmd_report, cmd_status, cmd_subscribe, cmd_top, cmd_web
 from . import recording
 from .files import cmd_config, cmd_keys
 from .serve import cmd_agent, cmd_aggregator

@@ -11,7 +11,7 @@ from perfmesh.protocol import kinds
 
 from . import recording
 from .flags import (CliError, _clear_percent, _count, _Given, _host_name, _http_url, _port, _positive_int,
-                    parse_budget, parse_duration)
+                    parse_budget, parse_duration, parse_label)
 
 EVENT_TYPES = kinds.EVENT_TYPES
 CATEGORY_CHOICES = ("cpu", "memory", "io", "network", "application")
@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--name", type=_host_name, default=None, help="host name to report (default: this machine's)")
     g.add_argument("--interval", type=parse_duration, default=AGENT_DEFAULTS["interval_s"], metavar="SECONDS",
                    action=_Given, help=f"sampling interval (default {AGENT_DEFAULTS['interval_s']:g})")
+    g.add_argument("--label", type=parse_label, action="append", default=[], metavar="KEY=VALUE",
+                   help="a label of this host, e.g. role=db: `command group:db ...` targets it (repeatable)")
     g.add_argument("--no-commands", action=_Given, nargs=0, const=True, default=False,
                    help="refuse every remote command")
     g.add_argument("--allow", action="append", default=None, metavar="STRATEGY",
@@ -104,13 +106,18 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true")
     st.add_argument("--timeout", type=parse_duration, default=3.0, metavar="S")
 
-    c = sub.add_parser("command", help="run an optimization strategy on a host")
+    c = sub.add_parser("command", help="run an optimization strategy on hosts")
     connect(c)
-    c.add_argument("host", type=_host_name)
+    c.add_argument("target", metavar="TARGET",
+                   help="a host, a glob ('web*'), a comma list, or group:NAME (config group or agent label)")
     c.add_argument("strategy")
     c.add_argument("params", nargs="*", metavar="key=value")
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--json", action="store_true", help="one JSON object per host")
     c.add_argument("--timeout", type=parse_duration, default=10.0, metavar="S")
+    c.add_argument("--batch", default=None, metavar="N|N%",
+                   help="run in waves of N hosts (or N%% of them); stop after a wave with a failure")
+    c.add_argument("--keep-going", action="store_true", help="run every wave even after a failure")
+    c.add_argument("--dry-run", action="store_true", help="list the hosts the target selects; run nothing")
 
     h = sub.add_parser("history", help="stored samples of one series")
     connect(h)

@@ -14,7 +14,7 @@ from perfmesh.errors import ConfigError
 from perfmesh.protocol import kinds
 from perfmesh.views.render import format_command_result, format_event, format_status
 
-from .flags import CliError, parse_param
+from .flags import CliError
 
 
 def client_endpoint(text: str, args: argparse.Namespace | None = None,
@@ -72,7 +72,7 @@ def cmd_subscribe(args: argparse.Namespace, out=sys.stdout) -> int:
     return 0 if args.count is None or n >= args.count else 1
 
 
-def _with_api(args: argparse.Namespace, fn: Callable[[Any], int]) -> int:
+def with_api(args: argparse.Namespace, fn: Callable[[Any], int]) -> int:
     from workers.client import ApiClient
     api = ApiClient(client_endpoint(args.connect, args))
     try:
@@ -86,19 +86,7 @@ def cmd_status(args: argparse.Namespace, out=sys.stdout) -> int:
         status = api.status(args.timeout)
         out.write((json.dumps(status, sort_keys=True) if args.json else format_status(status)) + "\n")
         return 0
-    return _with_api(args, run)
-
-
-def cmd_command(args: argparse.Namespace, out=sys.stdout) -> int:
-    params = dict(parse_param(p) for p in args.params)
-
-    def run(api: Any) -> int:
-        result = api.command(args.host, args.strategy, params, args.timeout)
-        result.setdefault("host", args.host)
-        result.setdefault("strategy", args.strategy)
-        out.write((json.dumps(result, sort_keys=True) if args.json else format_command_result(result)) + "\n")
-        return 0 if result.get("status") == kinds.STATUS_SUCCESS else 1
-    return _with_api(args, run)
+    return with_api(args, run)
 
 
 def cmd_history(args: argparse.Namespace, out=sys.stdout) -> int:
@@ -113,7 +101,7 @@ def cmd_history(args: argparse.Namespace, out=sys.stdout) -> int:
                 out.write(f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(ts))}  {value:g}"
                           f"{'  (backfilled)' if backfilled else ''}\n")
         return 0
-    return _with_api(args, run)
+    return with_api(args, run)
 
 
 def cmd_top(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from typing import Any
 
 from perfmesh.errors import ConfigError, PerfmeshError
 from perfmesh.model.address import MAX_BASE_PORT, check_host_name
+from perfmesh.mesh.targeting import LABEL_RE
 from perfmesh.model.duration import EXPECTED, parse_duration as _parse_duration
 
 
@@ -94,6 +95,14 @@ def parse_budget(text: str) -> tuple[str, float]:
     if not math.isfinite(limit) or limit < 0:
         raise argparse.ArgumentTypeError(f"budget {name}: limit {raw!r} must be a finite number >= 0")
     return name, limit
+
+
+def parse_label(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not LABEL_RE.fullmatch(key) or not LABEL_RE.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"label {text!r} must be KEY=VALUE of letters, digits, . _ -, "
+                                         "e.g. role=db")
+    return key, value
 
 
 def parse_param(text: str) -> tuple[str, Any]:

@@ -103,6 +103,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
         flags["commands"] = False
     if args.allow:
         flags["allow"] = list(args.allow)
+    if args.label:
+        flags["labels"] = dict(args.label)
     s = agent_settings(cfg, flags)
     extra = {"kinds": tuple(s["kinds"])} if s["kinds"] else {}
     if args.spool_seconds is not None:
@@ -111,5 +113,6 @@ def cmd_agent(args: argparse.Namespace) -> int:
                          interval_s=s["interval_s"], heartbeat_s=s["heartbeat_s"], commands=s["commands"],
                          allow=tuple(s["allow"]) if s["allow"] else None,
                          state_dir=Path(args.state_dir) if args.state_dir else None,
-                         spool_dir=Path(args.spool_dir) if args.spool_dir else None, **extra)
+                         spool_dir=Path(args.spool_dir) if args.spool_dir else None,
+                         labels=tuple(sorted((s["labels"] or {}).items())), **extra)
     return main(config)
