@@ -93,7 +93,7 @@ def test_the_api_takes_request_maps_from_allowed_keys_only():
 def test_api_ops_are_status_history_and_command():
     assert [admission.api_op({"op": op}) for op in ("status", "history", "command")] == ["status", "history", "command"]
     assert reason(admission.api_op, {"op": "shutdown"}) == (
-        "bad_op", "bad_op: unknown api op 'shutdown'; expected status, history or command")
+        "bad_op", "bad_op: unknown api op 'shutdown'; expected status, history, command, alerts or ack")
 
 
 def test_history_needs_host_key_and_a_numeric_since():

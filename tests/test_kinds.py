@@ -25,7 +25,7 @@ def test_the_names_have_their_wire_values():
     assert sorted(kinds.KINDS) == ["backfill", "command", "event", "heartbeat", "metrics", "register",
                                    "reply", "request", "result"]
     assert kinds.EVENT_TYPES == ("metric", "violation", "bottleneck", "command", "host", "gap")
-    assert kinds.OPS == ("status", "history", "command")
+    assert kinds.OPS == ("status", "history", "command", "alerts", "ack")
     assert kinds.COMMAND_STATUSES == ("success", "failed", "refused", "timeout", "unknown_outcome", "busy")
     assert (kinds.HOST_STATES, kinds.ALERT_STATES) == (("up", "down", "registered"), ("firing", "resolved"))
 

@@ -64,6 +64,20 @@ class ApiClient:
                 "params": params, "timeout_s": timeout_s, "operator": self.name}
         return self.request(body, timeout_s + 3.0)
 
+    def alerts(self, host: str | None = None, since: float = 0.0, active: bool = False,
+               before: int | None = None, limit: int = 100, timeout_s: float = 5.0) -> dict[str, Any]:
+        """One page of the alert log: ``{"alerts": [...], "next": cursor or None}``."""
+        body: dict[str, Any] = {"op": kinds.OP_ALERTS, "since": since, "active": active, "limit": limit}
+        if host is not None:
+            body["host"] = host
+        if before is not None:
+            body["before"] = before
+        return self.request(body, timeout_s)
+
+    def ack(self, alert_id: int, operator: str | None = None, timeout_s: float = 5.0) -> dict[str, Any]:
+        """Acknowledge an alert of the log (``operator`` counts only when security is off)."""
+        return self.request({"op": kinds.OP_ACK, "id": alert_id, "operator": operator or self.name}, timeout_s)
+
     def command_many(self, hosts: list[str], strategy: str, params: dict[str, Any],
                      timeout_s: float = 10.0) -> dict[str, dict[str, Any]]:
         """One command per host, all in flight together; each host's answer (a timeout for

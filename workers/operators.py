@@ -14,6 +14,7 @@ from perfmesh.mesh import admission
 from perfmesh.mesh.commands import PendingCommand
 from perfmesh.mesh.fleet import Fleet
 from perfmesh.protocol import wire
+from perfmesh.store.alertlog import ack_record
 from perfmesh.store.audit import AuditLog
 
 from .loop import RateLimitedLog
@@ -50,6 +51,11 @@ class OperatorDesk:
         elif op == kinds.OP_HISTORY:
             q = admission.history_query(body)
             self.answer(route, {"status": kinds.STATUS_OK, "samples": self.persist.reader.query(q.host, q.key, q.since)})
+        elif op == kinds.OP_ALERTS:
+            alerts, cursor = self.persist.reader.alert_log(admission.alerts_query(body), now)
+            self.answer(route, {"status": kinds.STATUS_OK, "alerts": alerts, "next": cursor})
+        elif op == kinds.OP_ACK:
+            self._ack(route, body, now, who)
         else:
             self._command(route, body, now, who)
 
@@ -72,6 +78,22 @@ class OperatorDesk:
             self.answer(route, reply)
             return
         self.send_command(cmd)
+
+    def _ack(self, route: bytes, body: dict[str, Any], now: float, who: tuple[str, str]) -> None:
+        """Record who acknowledged an alert of the log (operators only; audited)."""
+        alert_id = admission.ack_id(body)
+        error = admission.command_forbidden(who)
+        host = None if error else self.persist.reader.alert_host(alert_id)
+        if error is None and host is None:
+            error = f"no alert with id {alert_id} in the log"
+        operator = admission.operator_name(body, who)
+        self.audit("ack", now, alert=alert_id, operator=operator, outcome="refused" if error else "recorded",
+                   error=error)
+        if error is not None:
+            self.answer(route, {"id": alert_id, "status": kinds.STATUS_REFUSED, "error": error})
+            return
+        self.persist.call(lambda store: store.add_violation(host, ack_record(alert_id, operator, now)))
+        self.answer(route, {"id": alert_id, "status": kinds.STATUS_OK, "host": host, "acked_by": operator})
 
     def sent(self, cmd: PendingCommand, now: float) -> None:
         """A command the aggregator started itself (auto-optimize): audit it, send it."""

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import WireError
 from ..protocol.wire import Envelope
+from ..model.alertquery import DEFAULT_PAGE, MAX_PAGE, AlertQuery
 from .targeting import LABEL_RE
 from ..protocol import kinds
 
@@ -139,7 +140,7 @@ def api_request(env: Envelope) -> dict[str, Any]:
 def api_op(body: dict[str, Any]) -> str:
     op = body.get("op")
     if op not in API_OPS:
-        raise WireError("bad_op", f"unknown api op {op!r:.40}; expected status, history or command")
+        raise WireError("bad_op", f"unknown api op {op!r:.40}; expected {', '.join(API_OPS[:-1])} or {API_OPS[-1]}")
     return op
 
 
@@ -155,6 +156,32 @@ def history_query(body: dict[str, Any]) -> HistoryQuery:
     if type(host) is not str or type(key) is not str or not isinstance(since, (int, float)):
         raise WireError("bad_body", "history needs host (str), key (str), since (number)")
     return HistoryQuery(host, key, float(since))
+
+
+def alerts_query(body: dict[str, Any]) -> AlertQuery:
+    """An alert log request: host (str or absent), since (number), active (bool), before (the
+    page cursor, an int or absent), limit (1..MAX_PAGE)."""
+    host, since, active = body.get("host"), body.get("since", 0.0), body.get("active", False)
+    before, limit = body.get("before"), body.get("limit", DEFAULT_PAGE)
+    if not (host is None or type(host) is str) or type(since) not in (int, float) or type(active) is not bool \
+            or not (before is None or type(before) is int) or type(limit) is not int \
+            or not 1 <= limit <= MAX_PAGE or not math.isfinite(since):
+        raise WireError("bad_body", f"alerts needs host (str), since (number), active (bool), before (int) "
+                                    f"and limit (1..{MAX_PAGE})")
+    return AlertQuery(host, float(since), active, before, limit)
+
+
+def operator_name(body: dict[str, Any], who: tuple[str, str]) -> str:
+    """Who asks: the authenticated key's name, else (security off) the name the request gives."""
+    return who[1] or str(body.get("operator", ""))[:MAX_OPERATOR_CHARS]
+
+
+def ack_id(body: dict[str, Any]) -> int:
+    """The alert an ack names (its id in the log)."""
+    alert_id = body.get("id")
+    if type(alert_id) is not int or alert_id < 1:
+        raise WireError("bad_body", "ack needs id, the alert's id in the log (an int >= 1)")
+    return alert_id
 
 
 def command_forbidden(who: tuple[str, str]) -> str | None:
@@ -184,5 +211,5 @@ def command_request(body: dict[str, Any], who: tuple[str, str], default_timeout_
             not isinstance(timeout_s, (int, float)) or not 0 < timeout_s <= MAX_COMMAND_TIMEOUT_S:
         raise WireError("bad_body", f"command needs id, host, strategy (strings) and "
                                     f"0 < timeout_s <= {MAX_COMMAND_TIMEOUT_S:g}")
-    operator = who[1] or str(body.get("operator", ""))[:MAX_OPERATOR_CHARS]
+    operator = operator_name(body, who)
     return CommandRequest(cmd_id, host, strategy, body.get("params", {}), float(timeout_s), operator)

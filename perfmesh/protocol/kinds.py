@@ -50,7 +50,9 @@ ALERT_STATES = (FIRING, RESOLVED)
 OP_STATUS = "status"
 OP_HISTORY = "history"
 OP_COMMAND = "command"
-OPS = (OP_STATUS, OP_HISTORY, OP_COMMAND)
+OP_ALERTS = "alerts"       # the alert log, a page at a time
+OP_ACK = "ack"             # acknowledge an alert of the log (operators only)
+OPS = (OP_STATUS, OP_HISTORY, OP_COMMAND, OP_ALERTS, OP_ACK)
 
 # ------------------------------------------------------------------ statuses
 STATUS_OK = "ok"                            # an api request answered

@@ -11,6 +11,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ..model.alertquery import AlertQuery
+from .alertlog import ACK_KEY, fold, page
 from .layout import MAX_ROWID, MIN_ROWID, ROLLUP_S, TABLES, connect
 
 _F64 = struct.Struct("<d")
@@ -96,6 +98,25 @@ class Queries:
                 rows = self._conn.execute("SELECT record FROM violations WHERE host = ? AND ts >= ? "
                                           "ORDER BY ts, id", (host, since)).fetchall()
         return [json.loads(r[0]) for r in rows]
+
+    def alert_log(self, q: AlertQuery, now: float) -> tuple[list[dict[str, Any]], int | None]:
+        """One page of the alert log (:mod:`perfmesh.store.alertlog`) and the next page's cursor."""
+        with self._lock:
+            if q.host is None:
+                rows = self._conn.execute("SELECT id, host, record FROM violations ORDER BY id").fetchall()
+            else:
+                rows = self._conn.execute("SELECT id, host, record FROM violations WHERE host = ? "
+                                          "ORDER BY id", (q.host,)).fetchall()
+        return page(fold(((i, h, json.loads(r)) for i, h, r in rows), now), q)
+
+    def alert_host(self, alert_id: int) -> str | None:
+        """The host of the alert whose first firing is row ``alert_id``, or None."""
+        with self._lock:
+            row = self._conn.execute("SELECT host, record FROM violations WHERE id = ?",
+                                     (alert_id,)).fetchone()
+        if row is None or ACK_KEY in json.loads(row[1]):
+            return None
+        return row[0]
 
     def audit(self, since: float) -> list[dict[str, Any]]:
         """Audit entries (as added) with ``timestamp >= since``, in the order they were added."""

@@ -19,7 +19,7 @@ from perfmesh.errors import ConfigError, PerfmeshError
 from .args import CliError, build_parser
 from .targets import cmd_command
 from .clients import cmd_history, cmd_report, cmd_status, cmd_subscribe, cmd_top, cmd_web
-from . import recording
+from . import alerts, recording
 from .files import cmd_config, cmd_keys
 from .serve import cmd_agent, cmd_aggregator
 from .up import cmd_up
@@ -29,7 +29,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "aggregator": cmd_aggregator, "agent": cmd_agent, "subscribe": cmd_subscribe,
     "status": cmd_status, "command": cmd_command, "history": cmd_history, "up": cmd_up,
     "top": cmd_top, "web": cmd_web, "report": cmd_report, "config": cmd_config, "keys": cmd_keys,
-    "record": recording.cmd_record, "replay": recording.cmd_replay,
+    "alerts": alerts.cmd_alerts, "record": recording.cmd_record, "replay": recording.cmd_replay,
 }
 
 

@@ -9,7 +9,7 @@ from perfmesh.config.settings import AGENT_DEFAULTS, AGGREGATOR_DEFAULTS
 from perfmesh.model.address import DEFAULT_BASE_PORT, DEFAULT_CONNECT, DEFAULT_HOST
 from perfmesh.protocol import kinds
 
-from . import recording
+from . import alerts, recording
 from .flags import (CliError, _clear_percent, _count, _Given, _host_name, _http_url, _port, _positive_int,
                     parse_budget, parse_duration, parse_label)
 
@@ -166,5 +166,6 @@ def build_parser() -> argparse.ArgumentParser:
     cfs.required = True
     cfs.add_parser("check", help="report every error in FILE").add_argument("file", metavar="FILE")
     cfs.add_parser("example", help="print a commented example config")
+    alerts.add_parser(sub, connect, parse_duration, _host_name, _positive_int)
     recording.add_parsers(sub, connect, parse_budget, _host_name)
     return p
