@@ -110,13 +110,16 @@ def test_rows_sort_largest_first_and_missing_last(sort, order):
     assert [r.name for r in fleet().rows(sort)] == order
 
 
-def test_rows_sort_by_health_worst_first_and_down_hosts_on_top():
+def test_rows_sort_by_health_worst_first_and_down_hosts_after_live_ones():
     m = fleet()
     m.apply_status({"hosts": [{"name": "web1", "health": "critical"}, {"name": "db1", "health": "good"},
                               {"name": "app", "health": "warning"}]})
     assert [r.name for r in m.rows("health")] == ["web1", "app", "db1"]
-    m.apply_event({"type": "host", "host": "db1", "state": "down"})
-    assert [r.name for r in m.rows("health")] == ["db1", "web1", "app"]
+    assert [r.name for r in m.rows("health", reverse=True)] == ["db1", "app", "web1"]
+    m.apply_event({"type": "host", "host": "web1", "state": "down"})
+    assert [r.name for r in m.rows("health")] == ["app", "db1", "web1"]
+    assert [r.name for r in m.rows("name")] == ["app", "db1", "web1"]
+    assert [r.name for r in m.rows("name", reverse=True)] == ["db1", "app", "web1"]
 
 
 def test_rows_filter_by_name_any_case_and_reject_unknown_sort():
@@ -277,3 +280,25 @@ def test_backfill_progress_counts_down_from_the_peak_and_resets_when_done():
     assert model.backfill_progress() == (10, 0.75)
     model.apply_status({"hosts": [{"name": "a", "counters": {"missing_batches": 0}}]})
     assert model.backfill_progress() is None and model.backfill_peak == 0
+
+
+def test_top_keys_help_direct_sorts_reverse_and_pause():
+    """? or h opens the help (any key closes it); P/M/L/I/W/H/N sort directly; r reverses; p pauses."""
+    s, names = TopState(), ["a", "b"]
+    s.handle("?", names)
+    assert s.help
+    s.handle("M", names)
+    assert not s.help and s.sort == "name"            # the key that closes the help does nothing else
+    for key, sort in (("P", "cpu"), ("M", "memory"), ("L", "load"), ("I", "disk"), ("W", "net"),
+                      ("H", "health"), ("N", "name")):
+        s.handle(key, names)
+        assert s.sort == sort
+    s.handle("r", names)
+    assert s.reverse
+    s.handle("p", names)
+    assert s.paused
+    s.handle(" ", names)
+    assert not s.paused
+    s.handle("h", names)
+    s.handle("q", names)
+    assert s.quit

@@ -191,3 +191,46 @@ def test_top_shows_escape_sequences_and_markup_from_peers_as_text(tmux, tmp_path
     assert "sd\\x1b[2J[red]x[/red]" in screen
     assert "failed: e\\x1b[2J" in screen
     assert "bottleneck: d\\x1b[2J[bold]b[/bold]" in screen
+
+
+def test_top_help_direct_sort_keys_reverse_pause_and_down_hosts_after_live_ones(mesh, tmux):
+    """A state folder with 20 old hosts (down after a restart): the 2 live ones come first; `?`
+    shows the help, `M` sorts by memory, `r` reverses, `p` pauses."""
+    import signal
+    from tests.recordings import batches
+    from tests.test_record_replay import FakeAgent, wait_for
+    first = mesh.aggregator()
+    agent = FakeAgent(mesh.base)
+    old = [f"old{i:02d}" for i in range(20)]
+    streams = {h: batches(h, seconds=10_000, breach=(0, 0)) for h in old}
+    wait_for("20 old hosts stored", lambda: sum(h["name"] in old and h["counters"]["batches"] > 2
+                                                 for h in mesh.status()["hosts"]) == 20,
+             step=lambda: [agent.send(next(s)) for s in streams.values()])
+    agent.close()
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(15) == 0
+    mesh.aggregator()                                   # same state folder: the old hosts come back down
+    mesh.agent("zlive1")
+    mesh.agent("zlive2")
+    mesh.wait_hosts("zlive1", "zlive2", timeout=30)
+    tmux.type(top_command(mesh.connect))
+    screen = tmux.wait_for(lambda s: "zlive1" in s and "zlive2" in s and "20 down" in s, what="the live hosts")
+    rows = [line for line in screen.splitlines() if re.search(r"zlive|old\d\d", line)]
+    assert [("zlive" in r) for r in rows[:2]] == [True, True] and "(down)" in rows[2], screen
+
+    tmux.keys("?")
+    screen = tmux.wait_for(lambda s: "perfmesh top: keys" in s, what="the help")
+    assert "sort by memory" in screen and "reverse the sort order" in screen and "pause" in screen
+    tmux.keys("x")                                      # any key closes it
+    tmux.wait_for(lambda s: "perfmesh top: keys" not in s and "HOST" in s, what="the fleet again")
+    tmux.keys("M")
+    tmux.wait_for(lambda s: "sort: memory" in s, what="sort by memory")
+    tmux.keys("r")
+    screen = tmux.wait_for(lambda s: "sort: memory (reversed)" in s, what="reversed")
+    rows = [line for line in screen.splitlines() if re.search(r"zlive|old\d\d", line)]
+    assert all("zlive" in r for r in rows[:2]), screen       # still before the down hosts
+    tmux.keys("p")
+    tmux.wait_for(lambda s: "PAUSED" in s, what="paused")
+    tmux.keys("p")
+    tmux.wait_for(lambda s: "PAUSED" not in s and "zlive1" in s, what="resumed")
+    tmux.keys("q")

@@ -11,6 +11,7 @@ never into a markup string, so neither escape sequences nor rich markup in them 
 
 from __future__ import annotations
 
+import copy
 import os
 import queue
 import select
@@ -28,7 +29,7 @@ from rich.text import Text
 
 from perfmesh.views.cells import bar, compact_bytes, level, sparkline
 from perfmesh.views.dashboard import FleetModel, HostDetail, HostRow
-from perfmesh.views.top import TopState, parse_keys
+from perfmesh.views.top import HELP, TopState, parse_keys
 from perfmesh.views.render import format_value
 from perfmesh.views.safe_text import safe_text
 from perfmesh.protocol import kinds
@@ -169,12 +170,15 @@ def _header(model: FleetModel, feed: Feed | None, endpoint: Endpoint, state: Top
     clock = time.strftime("%H:%M:%S")
     title.append(" " * max(1, width - len(title.plain) - len(clock)))
     title.append(clock, style="grey62")
+    sort = SORT_LABEL[state.sort] + (" (reversed)" if state.reverse else "")
     if model.connected:
-        line = Text.assemble(("● connected", "green"), "   sort: ", (SORT_LABEL[state.sort], "bold"))
+        line = Text.assemble(("● connected", "green"), "   sort: ", (sort, "bold"))
     else:
         verb = "reconnecting to" if feed is None or feed.ever_connected or feed.failures else "connecting to"
         line = Text(f"⟳ {verb} {endpoint}…", style="bold black on yellow")
-        line.append(f"   sort: {SORT_LABEL[state.sort]}", style="")
+        line.append(f"   sort: {sort}", style="")
+    if state.paused:
+        line.append("   PAUSED (p resumes)", style="bold black on yellow")
     backfill = model.backfill_progress()
     if backfill is not None:
         owed, done = backfill
@@ -194,7 +198,7 @@ def _footer(state: TopState) -> Text:
     elif state.detail_host:
         pairs = [("esc/d", "back"), ("q", "quit")]
     else:
-        pairs = [("s", "sort"), ("/", "filter"), ("↑↓", "select"), ("enter", "detail"), ("q", "quit")]
+        pairs = [("?", "help"), ("s", "sort"), ("/", "filter"), ("↑↓", "select"), ("enter", "detail"), ("q", "quit")]
     text = Text()
     for key, what in pairs:
         text.append(f" {key} ", style="bold black on cyan")
@@ -276,14 +280,27 @@ def detail_view(d: HostDetail, width: int, height: int) -> Group:
     return Group(*parts)
 
 
+def help_view() -> Table:
+    """The ``?`` overlay: every key and what it does."""
+    t = Table(box=box.ROUNDED, title="perfmesh top: keys", title_style="bold cyan", show_header=False,
+              expand=False, padding=(0, 1))
+    t.add_column(style="bold cyan", no_wrap=True)
+    t.add_column(no_wrap=True)
+    for key, what in HELP:
+        t.add_row(key, what)
+    return t
+
+
 def render(model: FleetModel, state: TopState, endpoint: Endpoint, width: int, height: int,
            feed: Feed | None = None) -> Group:
     """The whole screen for a terminal of ``width`` x ``height``."""
-    rows = model.rows(state.sort, state.filter_text, history=max(width, 60))
+    rows = model.rows(state.sort, state.filter_text, history=max(width, 60), reverse=state.reverse)
     state.clamp(len(rows))
     parts: list[Any] = [_header(model, feed, endpoint, state, width)]
     detail = model.detail(state.detail_host) if state.detail_host else None
-    if detail is not None:
+    if state.help:
+        parts.append(help_view())
+    elif detail is not None:
         parts.append(detail_view(detail, width, height - 3))
     elif rows:
         parts.append(fleet_table(rows, state, width, height - 6))
@@ -327,20 +344,26 @@ def run_top(endpoint: Endpoint, duration_s: float | None = None) -> int:
         with Live(console=console, screen=True, auto_refresh=False, redirect_stdout=False,
                   redirect_stderr=False) as live:
             next_draw = 0.0
+            frozen: FleetModel | None = None
             while not (state.quit or stop.is_set()):
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
                     break
                 if now >= next_draw:
                     with lock:
-                        live.update(_screen(model, state, endpoint, console, feed), refresh=True)
+                        if not state.paused:
+                            frozen = None
+                        elif frozen is None:            # what the screen shows while paused
+                            frozen = copy.deepcopy(model)
+                        live.update(_screen(frozen or model, state, endpoint, console, feed), refresh=True)
                     next_draw = now + 1.0
                 try:
                     key = keys.get(timeout=0.1)
                 except queue.Empty:
                     continue
                 with lock:
-                    names = [r.name for r in model.rows(state.sort, state.filter_text)]
+                    names = [r.name for r in (frozen or model).rows(state.sort, state.filter_text,
+                                                                     reverse=state.reverse)]
                 state.handle(key, names)
                 next_draw = 0.0
     except KeyboardInterrupt:

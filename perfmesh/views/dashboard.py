@@ -255,11 +255,14 @@ class FleetModel:
             memory_history=[v for _, v in list(view.series.get("memory_percent", ()))[-history:]],
             cpu_count=int(cpu_count) if cpu_count else None)
 
-    def rows(self, sort: str = "name", filter_text: str = "", history: int = 60) -> list[HostRow]:
+    def rows(self, sort: str = "name", filter_text: str = "", history: int = 60,
+             reverse: bool = False) -> list[HostRow]:
         """Rows for every host whose name contains ``filter_text`` (any case), sorted by ``sort``.
 
         ``name`` sorts A-Z, ``health`` worst first, every other key largest first (hosts
-        without a value last); ties fall back to the name.
+        without a value last); ties fall back to the name; ``reverse`` turns the order round.
+        Down hosts always come after the live ones (a state folder full of old hosts must not
+        push the live ones off the screen).
         """
         if sort not in SORT_KEYS:
             raise ValueError(f"sort key {sort!r} is not one of {', '.join(SORT_KEYS)}")
@@ -267,9 +270,12 @@ class FleetModel:
         rows = [self.row(v, history) for v in self.hosts.values() if needle in v.name.lower()]
         rows.sort(key=lambda r: r.name)
         if sort == "health":
-            rows.sort(key=lambda r: (r.alive, HEALTH_RANK.get(r.health, 3)))
+            rows.sort(key=lambda r: HEALTH_RANK.get(r.health, 3))
         elif sort != "name":
             rows.sort(key=lambda r: -getattr(r, sort) if getattr(r, sort) is not None else math.inf)
+        if reverse:
+            rows.reverse()
+        rows.sort(key=lambda r: not r.alive)
         return rows
 
     def detail(self, host: str, recent: int = 10) -> HostDetail | None:

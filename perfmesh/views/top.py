@@ -9,6 +9,23 @@ from typing import Sequence
 from .dashboard import SORT_KEYS
 
 
+# direct sort keys, as in htop (P, M) and glances (c, m, i): upper case, so the lower-case
+# letters stay free for the other keys
+SORT_BY_KEY = {"N": "name", "P": "cpu", "M": "memory", "L": "load", "I": "disk", "W": "net", "H": "health"}
+
+HELP: tuple[tuple[str, str], ...] = (
+    ("? h", "this help (any key closes it)"),
+    ("s", "next sort column"),
+    *((k, f"sort by {v}") for k, v in SORT_BY_KEY.items()),
+    ("r", "reverse the sort order"),
+    ("p space", "pause / resume the display (the feed keeps running)"),
+    ("/", "filter hosts by name (enter applies, esc clears)"),
+    ("↑ ↓ k j", "select a host"),
+    ("enter d →", "host detail (esc goes back)"),
+    ("q", "quit"),
+)
+
+
 def next_sort(current: str) -> str:
     """The sort key after ``current`` in :data:`SORT_KEYS` (wrapping)."""
     i = SORT_KEYS.index(current) if current in SORT_KEYS else -1
@@ -17,7 +34,8 @@ def next_sort(current: str) -> str:
 
 @dataclass
 class TopState:
-    """What ``perfmesh top`` shows, driven by keys: sort, filter, selection, detail, quit.
+    """What ``perfmesh top`` shows, driven by keys: sort (and its direction), filter, selection,
+    detail, help, pause, quit.
 
     Keys are tokens from the terminal reader: single characters, or ``up``, ``down``,
     ``enter``, ``esc``, ``backspace``.
@@ -28,6 +46,9 @@ class TopState:
     editing_filter: bool = False
     selected: int = 0
     detail_host: str | None = None
+    reverse: bool = False
+    paused: bool = False
+    help: bool = False
     quit: bool = False
 
     def handle(self, key: str, names: Sequence[str]) -> None:
@@ -45,11 +66,21 @@ class TopState:
             return
         if key in ("q", "Q"):
             self.quit = True
+        elif self.help:
+            self.help = False                   # any key closes the help
+        elif key in ("?", "h"):
+            self.help = True
+        elif key in ("p", " "):
+            self.paused = not self.paused
         elif self.detail_host is not None:
             if key in ("esc", "backspace", "enter", "d", "left"):
                 self.detail_host = None
         elif key == "s":
             self.sort = next_sort(self.sort)
+        elif key in SORT_BY_KEY:
+            self.sort = SORT_BY_KEY[key]
+        elif key == "r":
+            self.reverse = not self.reverse
         elif key == "/":
             self.editing_filter = True
         elif key in ("up", "k"):
