@@ -2,6 +2,9 @@
 
 import os
 import socket
+import time
+
+import pytest
 
 from workers.sdnotify import Notifier
 
@@ -55,3 +58,39 @@ def test_a_vanished_socket_is_a_false_return_not_a_crash(tmp_path):
     """Sending to a socket path that no longer exists returns False (logged once)."""
     notifier = Notifier({"NOTIFY_SOCKET": str(tmp_path / "gone")})
     assert notifier.ready("x") is False and notifier.ping() is False
+
+
+def _datagrams_until(sock, wanted, timeout_s=20.0):
+    """Datagrams received until every wanted line has been seen (bounded by ``timeout_s``)."""
+    seen, deadline = [], time.monotonic() + timeout_s
+    while not all(any(w in d for d in seen) for w in wanted):
+        assert time.monotonic() < deadline, f"never got {wanted}: {seen}"
+        try:
+            seen.append(sock.recv(4096).decode())
+        except socket.timeout:
+            pass
+    return seen
+
+
+
+@pytest.mark.multiprocess
+@pytest.mark.parametrize("role", ["aggregator", "agent"])
+def test_a_real_process_under_systemd_says_ready_then_pings_the_watchdog(mesh, tmp_path, monkeypatch, role):
+    """NOTIFY_SOCKET + WATCHDOG_USEC: READY=1 (with a STATUS) once bound, then WATCHDOG=1 from the
+    poll loop at half the interval, and STOPPING=1 on SIGTERM."""
+    import signal
+    sock, path = listening(tmp_path)
+    with sock:
+        sock.settimeout(0.5)
+        if role == "agent":
+            mesh.aggregator()
+        monkeypatch.setenv("NOTIFY_SOCKET", path)
+        monkeypatch.setenv("WATCHDOG_USEC", "600000")
+        proc = mesh.aggregator() if role == "aggregator" else mesh.agent("sd1")
+        seen = _datagrams_until(sock, ["READY=1"])
+        assert any(d.startswith("READY=1\nSTATUS=") for d in seen)
+        watchdog = _datagrams_until(sock, ["WATCHDOG=1"])
+        assert watchdog.count("WATCHDOG=1") >= 1 and not any("READY" in d for d in watchdog)
+        proc.send_signal(signal.SIGTERM)
+        _datagrams_until(sock, ["STOPPING=1"])
+        assert proc.wait(15) == 0

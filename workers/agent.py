@@ -35,6 +35,7 @@ from perfmesh.optimize.engine import OptimizationEngine
 from perfmesh.store.spool import Spool
 
 from .loop import Loop, RateLimitedLog
+from .sdnotify import Notifier
 from .supervisor import Supervisor
 from .security import HandshakeWatch, secure_client
 from .transport import Endpoint, default_state_dir, make_socket
@@ -209,9 +210,13 @@ class Agent:
         loop.every(self.config.heartbeat_s, self.on_heartbeat, first_in_s=self.config.heartbeat_s)
         self.supervisor.poll()
         self.register()
+        # embedded in an application, the agent is not the service systemd watches
+        notifier = Notifier() if threading.current_thread() is threading.main_thread() else Notifier({})
+        loop.notify_ready(notifier, f"sampling every {self.config.interval_s:g}s, sending to {self.config.endpoint}")
         try:
             loop.run()
         finally:
+            notifier.stopping()
             loop.close()
             self.close()
 

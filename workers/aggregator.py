@@ -25,6 +25,7 @@ from .loop import Loop, RateLimitedLog
 from .operators import OperatorDesk
 from .persist import Persistence
 from .security import Authenticator, check_libzmq, load_secret, make_server
+from .sdnotify import Notifier
 from .transport import Endpoint, bind, default_state_dir, is_loopback, make_socket
 
 log = logging.getLogger("perfmesh.aggregator")
@@ -356,9 +357,13 @@ class Aggregator:
         loop.every(1.0, self.on_reload_keys)
         loop.every(10.0, self._persist_hosts)
         loop.every(self.config.snapshot_interval_s, self.on_snapshot)
+        notifier = Notifier()          # sockets bound and keys loaded (in __init__): ready
+        ep = self.config.endpoint
+        loop.notify_ready(notifier, f"listening on {ep.host} ports {ep.base_port}-{ep.base_port + 3}")
         try:
             loop.run()
         finally:
+            notifier.stopping()
             loop.close()
             self.close()
 

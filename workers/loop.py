@@ -6,9 +6,12 @@ import logging
 import signal
 import socket
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import zmq
+
+if TYPE_CHECKING:
+    from .sdnotify import Notifier
 
 log = logging.getLogger("perfmesh")
 
@@ -61,6 +64,14 @@ class Loop:
 
     def every(self, interval_s: float, fn: Callable[[], None], first_in_s: float = 0.0) -> None:
         self.timers.append([time.monotonic() + first_in_s, interval_s, fn])
+
+    def notify_ready(self, notifier: "Notifier", status: str) -> None:
+        """Tell systemd the process is ready (call once the sockets are bound and the keys
+        loaded), and ping its watchdog from this loop at half the interval it asks for: a loop
+        that hangs stops the pings, and systemd restarts the process."""
+        notifier.ready(status)
+        if notifier.watchdog_s:
+            self.every(notifier.watchdog_s / 2, notifier.ping)
 
     def stop(self, *_: object) -> None:
         self.running = False
