@@ -380,3 +380,43 @@ def test_web_flags_parse():
                                       "--max-connections", "8"])
     assert (args.allow_host, args.auth_token, args.max_connections) == (["a.example", "b"], "f", 8)
     assert build_parser().parse_args(["web"]).allow_host == [] and build_parser().parse_args(["web"]).max_connections == 32
+
+
+@pytest.mark.multiprocess
+@needs_browser
+def test_charts_use_the_vendored_library_a_drag_zooms_every_chart_and_the_crosshair_is_shared(web_mesh, browser):
+    """uPlot comes from the page's own server (no network); a drag on one chart zooms them all;
+    hovering one chart moves the cursor on the others; no console errors."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    mesh, base = web_mesh
+    browser.get(base + "/host/alpha")
+    cpu = "document.querySelector('.chart[data-group=cpu]')"
+    wait_js(browser, f"return {cpu} && {cpu}.querySelector('.uplot') && Number({cpu}.dataset.points) > 3",
+            what="a uPlot CPU chart with points")
+    scripts = browser.execute_script("return [...document.scripts].map(s => s.src)")
+    assert f"{base}/static/uPlot.iife.min.js" in scripts and all(s.startswith(base) for s in scripts)
+    assert browser.execute_script("return typeof uPlot") == "function"
+    over = browser.find_element("css selector", ".chart[data-group=cpu] .u-over")
+    width = over.size["width"]
+    ActionChains(browser).move_to_element_with_offset(over, -width // 4, 0).click_and_hold() \
+        .move_by_offset(width // 3, 0).release().perform()
+    wait_js(browser, "return [...document.querySelectorAll('.chart')].every(c => c.dataset.zoomed === '1')",
+            what="every chart zoomed")
+    zoom = browser.execute_script("return perfmeshZoom()")
+    assert zoom and 0 < zoom[1] - zoom[0] < 300
+    ActionChains(browser).move_to_element(over).perform()       # the crosshair shows on the others too
+    wait_js(browser, "return [...document.querySelectorAll('.chart[data-group=mem] .u-cursor-x')]"
+                     ".some(e => e.style.transform && !e.classList.contains('u-off'))", what="a synced crosshair")
+    ActionChains(browser).double_click(over).perform()
+    wait_js(browser, "return perfmeshZoom() === null", what="the zoom reset by a double-click")
+    browser.find_element("css selector", "#range button[data-range='604800']").click()
+    wait_js(browser, "return window.perfmesh.windowS === 604800", what="the 7-day window")
+    assert console_errors(browser) == []
+
+
+def test_a_long_history_is_averaged_down_to_what_a_chart_can_draw():
+    from perfmesh.views.series import downsample
+    points = [[float(t), float(t % 10)] for t in range(10_000)]
+    short = downsample(points, 1000)
+    assert len(short) == 1000 and short[0] == [4.5, 4.5] and short[-1] == [9994.5, 4.5]
+    assert downsample(points[:5], 1000) == points[:5]

@@ -31,6 +31,7 @@ import zmq
 
 from perfmesh.model.address import DEFAULT_HOST, is_host_name, parse_listen
 from perfmesh.views.dashboard import FleetModel
+from perfmesh.views.series import downsample
 from perfmesh.errors import ConfigError, PerfmeshError
 
 from .bounded_http import BoundedHTTPServer
@@ -42,7 +43,10 @@ from .web_access import COOKIE, PAGE_TOKEN_HEADER, WebAccess, web_access
 log = logging.getLogger("perfmesh.web")
 
 ASSETS = {"app.js": "text/javascript; charset=utf-8", "chart.js": "text/javascript; charset=utf-8",
-          "style.css": "text/css; charset=utf-8", "favicon.svg": "image/svg+xml"}
+          "style.css": "text/css; charset=utf-8", "favicon.svg": "image/svg+xml",
+          # uPlot 1.6.32 (MIT, uPlot.LICENSE), vendored from its npm package: the charts' library
+          "uPlot.iife.min.js": "text/javascript; charset=utf-8", "uPlot.min.css": "text/css; charset=utf-8",
+          "uPlot.LICENSE": "text/plain; charset=utf-8"}
 # a series key as model/serieskey.py writes it: label values may hold backslash escapes
 KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*(\{([A-Za-z0-9_.,=:/-]|\\[\\,={}\"])*\})?")
 SECURITY_HEADERS = {
@@ -264,7 +268,7 @@ class Handler(BaseHTTPRequestHandler):
             samples = self.app.call("history", host, key, time.time() - since_s)
         except PerfmeshError as exc:
             return self._error(503, str(exc))
-        self._json({"host": host, "key": key, "points": [[s[0], s[1]] for s in samples]})
+        self._json({"host": host, "key": key, "points": downsample(samples)})
 
     def _events(self, host: str | None) -> None:
         """Server-sent events: ``fleet`` every second and, for a host page, its new points."""

@@ -1,7 +1,15 @@
-/* perfmesh: a small hand-written canvas line chart (no dependencies). */
+/* perfmesh: time-series charts on the vendored uPlot (uPlot.iife.min.js, MIT, see uPlot.LICENSE),
+   served by the dashboard itself: nothing comes from the network.
+
+   Every chart shares one crosshair (uPlot's cursor sync) and one zoom: drag across any chart to
+   zoom every chart to that span, double-click to go back to the selected window (live or a range). */
 "use strict";
 (function (global) {
   const UNITS_BYTES = ["B", "B/s"];
+  const SYNC_KEY = "perfmesh";
+  const CAP = 5000;                 // points kept per series
+  const all = new Set();            // every chart on the page (for the shared zoom)
+  let zoom = null;                  // [min, max] in seconds, or null: follow the window
 
   function fmtValue(v, unit) {
     if (v === null || v === undefined || !isFinite(v)) return "–";
@@ -31,14 +39,14 @@
     return niceCeil(x / p) * p;
   }
 
-  function clock(t, spanS) {
-    const d = new Date(t * 1000).toTimeString();
-    return spanS <= 1200 ? d.slice(0, 8) : d.slice(0, 5);
-  }
-
   /* An axis label: like fmtValue, without trailing zeros. */
   function tick(v, unit) {
     return fmtValue(v, unit).replace(/\.0+(?=\D|$)/, "").replace(/(\.\d*?)0+(?=\D|$)/, "$1");
+  }
+
+  function setZoom(range) {
+    zoom = range;
+    for (const c of all) { c.el.dataset.zoomed = range ? "1" : "0"; c.schedule(); }
   }
 
   class LineChart {
@@ -48,49 +56,38 @@
       this.series = [];
       this.data = new Map();
       this.received = 0;
-      this.hoverX = null;
+      this.plot = null;
       this.el = document.createElement("div");
       this.el.className = "chart";
       this.el.dataset.points = "0";
+      this.el.dataset.zoomed = zoom ? "1" : "0";
       this.el.dataset.title = this.opts.title;
       const head = document.createElement("div");
       head.className = "chart-head";
       const title = document.createElement("span");
       title.className = "chart-title";
       title.textContent = this.opts.title;
-      this.legend = document.createElement("span");
-      this.legend.className = "legend";
-      head.append(title, this.legend);
-      this.canvas = document.createElement("canvas");
-      this.canvas.style.height = this.opts.height + "px";
-      this.el.append(head, this.canvas);
+      head.append(title);
+      this.box = document.createElement("div");
+      this.box.className = "chart-plot";
+      this.el.append(head, this.box);
       parent.append(this.el);
       for (const s of this.opts.series || []) this.addSeries(s);
-      this.canvas.addEventListener("mousemove", (e) => { this.hoverX = e.offsetX; this.draw(); });
-      this.canvas.addEventListener("mouseleave", () => { this.hoverX = null; this.draw(); });
       this.pending = false;
+      all.add(this);
     }
 
     addSeries(s) {
       if (this.data.has(s.key)) return;
       this.series.push(s);
       this.data.set(s.key, []);
-      const item = document.createElement("span");
-      item.className = "legend-item";
-      const sw = document.createElement("i");
-      sw.style.background = s.color;
-      const label = document.createElement("span");
-      label.textContent = s.label;
-      const val = document.createElement("b");
-      val.textContent = "–";
-      item.append(sw, label, val);
-      this.legend.append(item);
-      s.valueEl = val;
+      if (this.plot) { this.plot.destroy(); this.plot = null; }   // rebuilt with the new series
+      this.schedule();
     }
 
     has(key) { return this.data.has(key); }
 
-    setWindow(windowS) { this.opts.windowS = windowS; this.schedule(); }
+    setWindow(windowS) { this.opts.windowS = windowS; setZoom(null); }
 
     /* Append points newer than the last one held; returns how many were added. */
     push(key, points) {
@@ -122,8 +119,7 @@
       let cut = 0;
       while (cut < arr.length && arr[cut][0] < horizon) cut++;
       if (cut) arr.splice(0, cut);
-      const cap = 5000;
-      if (arr.length > cap) arr.splice(0, arr.length - cap);
+      if (arr.length > CAP) arr.splice(0, arr.length - CAP);
     }
 
     schedule() {
@@ -132,85 +128,67 @@
       requestAnimationFrame(() => { this.pending = false; this.draw(); });
     }
 
-    draw() {
-      const c = this.canvas;
-      const ratio = global.devicePixelRatio || 1;
-      const w = c.clientWidth, h = c.clientHeight;
-      if (!w || !h) return;
-      if (c.width !== Math.round(w * ratio) || c.height !== Math.round(h * ratio)) {
-        c.width = Math.round(w * ratio); c.height = Math.round(h * ratio);
+    /* uPlot's columns: the union of the series' times, a value or null per series. */
+    columns() {
+      const times = new Set();
+      for (const arr of this.data.values()) for (const p of arr) times.add(p[0]);
+      const xs = [...times].sort((a, b) => a - b);
+      const index = new Map(xs.map((t, i) => [t, i]));
+      const cols = [xs];
+      for (const s of this.series) {
+        const ys = new Array(xs.length).fill(null);
+        for (const p of this.data.get(s.key)) ys[index.get(p[0])] = p[1];
+        cols.push(ys);
       }
-      const g = c.getContext("2d");
-      g.setTransform(ratio, 0, 0, ratio, 0, 0);
-      g.clearRect(0, 0, w, h);
+      return cols;
+    }
+
+    yRange(max) {
       const unit = this.opts.unit;
-      const left = 58, right = 8, top = 8, bottom = 20;
-      const pw = w - left - right, ph = h - top - bottom;
-      const now = Date.now() / 1000;
-      const t1 = now, t0 = now - this.opts.windowS;
-      let ymax = 0;
-      for (const arr of this.data.values()) for (const p of arr) if (p[0] >= t0 && p[1] > ymax) ymax = p[1];
-      ymax = this.opts.max !== null ? Math.max(this.opts.max, ymax) : (UNITS_BYTES.includes(unit) ? niceBytesCeil(ymax * 1.1) : niceCeil(ymax * 1.1));
-      const X = (t) => left + ((t - t0) / (t1 - t0)) * pw;
-      const Y = (v) => top + ph - (Math.max(v, 0) / ymax) * ph;
+      if (this.opts.max !== null) return [0, Math.max(this.opts.max, max || 0)];
+      return [0, UNITS_BYTES.includes(unit) ? niceBytesCeil((max || 0) * 1.1) : niceCeil((max || 0) * 1.1)];
+    }
+
+    build(width) {
+      const unit = this.opts.unit;
       const style = getComputedStyle(document.body);
       const grid = style.getPropertyValue("--grid").trim() || "#263041";
       const muted = style.getPropertyValue("--muted").trim() || "#8b98ab";
-      g.font = "11px system-ui, sans-serif";
-      g.lineWidth = 1;
-      g.strokeStyle = grid;
-      g.fillStyle = muted;
-      g.textAlign = "right"; g.textBaseline = "middle";
-      for (let i = 0; i <= 4; i++) {
-        const v = (ymax * i) / 4, y = Math.round(Y(v)) + 0.5;
-        g.beginPath(); g.moveTo(left, y); g.lineTo(left + pw, y); g.stroke();
-        g.fillText(tick(v, unit), left - 6, y);
-      }
-      g.textAlign = "center"; g.textBaseline = "alphabetic";
-      const ticks = Math.max(2, Math.floor(pw / 100));
-      for (let i = 0; i <= ticks; i++) {
-        const t = t0 + ((t1 - t0) * i) / ticks;
-        g.fillText(clock(t, t1 - t0), Math.min(Math.max(X(t), left + 24), left + pw - 24), h - 5);
-      }
-      let hoverT = null;
-      if (this.hoverX !== null && this.hoverX >= left) hoverT = t0 + ((this.hoverX - left) / pw) * (t1 - t0);
-      g.save();
-      g.beginPath(); g.rect(left, top - 1, pw, ph + 2); g.clip();
-      for (const s of this.series) {
-        const arr = this.data.get(s.key);
-        let shown = arr.length ? arr[arr.length - 1][1] : null;
-        if (arr.length > 1) {
-          g.beginPath();
-          let started = false;
-          for (const p of arr) {
-            if (p[0] < t0 - this.opts.windowS * 0.05) continue;
-            const x = X(p[0]), y = Y(p[1]);
-            if (!started) { g.moveTo(x, y); started = true; } else g.lineTo(x, y);
-          }
-          g.strokeStyle = s.color; g.lineWidth = 1.6; g.lineJoin = "round";
-          g.stroke();
-          if (this.series.length <= 2 || s.fill) {
-            g.lineTo(X(arr[arr.length - 1][0]), top + ph);
-            g.lineTo(X(Math.max(arr[0][0], t0 - this.opts.windowS * 0.05)), top + ph);
-            g.closePath();
-            g.globalAlpha = 0.12; g.fillStyle = s.color; g.fill(); g.globalAlpha = 1;
-          }
-        }
-        if (hoverT !== null && arr.length) {
-          let best = arr[0];
-          for (const p of arr) if (Math.abs(p[0] - hoverT) < Math.abs(best[0] - hoverT)) best = p;
-          shown = best[1];
-        }
-        if (s.valueEl) s.valueEl.textContent = fmtValue(shown, unit);
-      }
-      g.restore();
-      if (hoverT !== null) {
-        g.strokeStyle = muted; g.setLineDash([3, 3]);
-        g.beginPath(); g.moveTo(this.hoverX + 0.5, top); g.lineTo(this.hoverX + 0.5, top + ph); g.stroke();
-        g.setLineDash([]);
-        g.fillStyle = muted; g.textAlign = "left";
-        g.fillText(clock(hoverT, 0), Math.min(this.hoverX + 4, left + pw - 56), top + 10);
-      }
+      const axis = { stroke: muted, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 },
+                     font: "11px system-ui, sans-serif" };
+      const fill = this.series.length <= 2;
+      const opts = {
+        width, height: this.opts.height,
+        cursor: { sync: { key: SYNC_KEY, setSeries: false }, drag: { x: true, y: false, setScale: false } },
+        legend: { show: true, live: true },
+        scales: {
+          x: { time: true, range: (u, min, max) => zoom || [Date.now() / 1000 - this.opts.windowS, Date.now() / 1000] },
+          y: { range: (u, min, max) => this.yRange(max) },
+        },
+        axes: [Object.assign({}, axis), Object.assign({}, axis, { size: 58, values: (u, vals) => vals.map((v) => tick(v, unit)) })],
+        series: [{}].concat(this.series.map((s) => ({
+          label: s.label || this.opts.title, stroke: s.color, width: 1.6, spanGaps: true, points: { show: false },
+          fill: fill ? s.color + "1f" : undefined, value: (u, v) => fmtValue(v, unit),
+        }))),
+        hooks: {
+          setSelect: [(u) => {
+            if (u.select.width < 3) return;
+            const min = u.posToVal(u.select.left, "x"), max = u.posToVal(u.select.left + u.select.width, "x");
+            u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+            setZoom([min, max]);
+          }],
+        },
+      };
+      this.plot = new global.uPlot(opts, this.columns(), this.box);
+      this.plot.over.addEventListener("dblclick", () => setZoom(null));
+    }
+
+    draw() {
+      const width = this.box.clientWidth;
+      if (!width) return;                            // hidden (a closed <details>): drawn when shown
+      if (!this.plot) { this.build(width); return; }
+      if (this.plot.width !== width) this.plot.setSize({ width, height: this.opts.height });
+      this.plot.setData(this.columns(), true);
     }
   }
 
@@ -234,6 +212,7 @@
   }
 
   global.LineChart = LineChart;
+  global.perfmeshZoom = () => zoom;
   global.drawSparkline = sparkline;
   global.fmtValue = fmtValue;
 })(window);
