@@ -152,6 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--history", type=_positive_int, default=1000, metavar="ROWS", action=_Given,
                    help="samples kept per series (default 1000)")
     a.add_argument("--metrics-listen", default=None, metavar="ADDR:PORT", help="serve Prometheus /metrics here")
+    a.add_argument("--remote-write", type=_http_url, action="append", default=[], metavar="URL",
+                   help="Prometheus remote-write endpoint, e.g. http://127.0.0.1:9090/api/v1/write (repeatable)")
+    a.add_argument("--remote-write-bearer-token-file", default=None, metavar="FILE",
+                   help="send 'Authorization: Bearer <FILE's content>' with remote write")
+    a.add_argument("--remote-write-user", default=None, metavar="USER", help="basic auth user for remote write")
+    a.add_argument("--remote-write-password-file", default=None, metavar="FILE",
+                   help="basic auth password for remote write, read from FILE")
+    a.add_argument("--remote-write-ca-file", default=None, metavar="FILE", help="CA bundle for https remote write")
     a.add_argument("--webhook", type=_http_url, action="append", default=None, metavar="URL",
                    help="POST alerts as JSON here (repeatable; replaces the file's [[webhooks]])")
     a.add_argument("--alertmanager", type=_http_url, action="append", default=None, metavar="URL",
@@ -313,14 +321,18 @@ def _aggregator_sinks(cfg: Any, settings: dict[str, Any], args: argparse.Namespa
                       limits_for: Callable[[str], dict[str, float]]) -> list[Any]:
     """The /metrics exporter and the alert delivery sink, as the file and flags ask."""
     from perfmesh.config.schema import Target
+    writers = _remote_writers(args)
     sinks: list[Any] = []
     if settings["metrics_listen"]:   # first: nothing to clean up when its port is taken
         from workers.exporter import MetricsExporter
         try:
-            sinks.append(MetricsExporter(settings["metrics_listen"], limits_for, cfg.burn_rate))
+            sinks.append(MetricsExporter(settings["metrics_listen"], limits_for, cfg.burn_rate, remote=writers))
         except OSError as exc:
+            for w in writers:
+                w.close()
             raise ConfigError(f"cannot serve /metrics on {settings['metrics_listen']}: "
                               f"{exc.strerror or exc}") from None
+    sinks.extend(writers)
     webhooks = [Target(u) for u in args.webhook] if args.webhook else list(cfg.webhooks)
     managers = [Target(u) for u in args.alertmanager] if args.alertmanager else list(cfg.alertmanagers)
     if webhooks or managers:
@@ -334,6 +346,17 @@ def _aggregator_sinks(cfg: Any, settings: dict[str, Any], args: argparse.Namespa
         engine = AlertEngine(cfg.alerts, violations=cfg.violations, bottlenecks=cfg.bottlenecks)
         sinks.append(AlertSink(engine, targets))
     return sinks
+
+
+def _remote_writers(args: argparse.Namespace) -> list[Any]:
+    """One remote writer per --remote-write URL (their stats go to /metrics)."""
+    if not args.remote_write:
+        return []
+    from workers.remote_write import RemoteTarget, RemoteWriter
+    targets = [RemoteTarget(url, bearer_token_file=args.remote_write_bearer_token_file,
+                            username=args.remote_write_user, password_file=args.remote_write_password_file,
+                            ca_file=args.remote_write_ca_file) for url in args.remote_write]
+    return [RemoteWriter(t) for t in targets]
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
