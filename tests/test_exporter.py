@@ -123,21 +123,47 @@ def test_exporter_serves_metrics_over_http():
 
 
 def test_grafana_dashboard_queries_exported_metrics():
-    """scripts/grafana_dashboard.json is valid JSON whose queries use only metrics we export."""
+    """scripts/grafana_dashboard.json is valid JSON whose queries use only metrics we export,
+    rate()/increase() over $__rate_interval, every selector filtered by $instance (several
+    aggregators), and value mappings for health and up."""
     import json
     import re
     from pathlib import Path
+    from perfmesh.export.naming import prom_name
     dash = json.loads((Path(__file__).parent.parent / "scripts" / "grafana_dashboard.json").read_text())
     exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
     used = {m for e in exprs for m in re.findall(r"perfmesh_[a-z0-9_]+", e)}
     snap = snapshot(100.0, 10)
-    c = SnapshotCollector(lambda host: LIMITS)
+    c = SnapshotCollector(lambda host: LIMITS, remote=[FakeWriter()])
     c.update(snap, 100.0)
     c.count_events([Event("violation", "web01", {"metric": "m", "severity": "warning", "state": "firing"})])
     rendered = {line.split("{")[0].split(" ")[0] for line in render(c)}
-    collectors = {"perfmesh_" + n for n in ("cpu_percent", "memory_percent", "swap_percent", "load_1m",
-                                            "disk_busy_percent", "disk_read_bytes_per_s",
-                                            "disk_write_bytes_per_s", "net_recv_bytes_per_s",
-                                            "net_sent_bytes_per_s")}
-    assert used - rendered <= collectors
+    collectors = {prom_name(n, u, lab).name for n, u, lab in (
+        ("memory_percent", "%", False), ("swap_percent", "%", False), ("load_1m", "", False),
+        ("disk_io_time_seconds_total", "s", True), ("disk_read_bytes_total", "B", True),
+        ("disk_written_bytes_total", "B", True), ("net_receive_bytes_total", "B", True),
+        ("net_transmit_bytes_total", "B", True))}
+    assert used - rendered <= collectors, used - rendered - collectors
+    assert all("$__rate_interval" in e for e in exprs if re.search(r"\b(rate|increase)\(", e))
+    assert all('instance=~"$instance"' in sel for e in exprs for sel in re.findall(r"perfmesh_[a-z0-9_]+\{[^}]*\}", e))
+    assert [v["name"] for v in dash["templating"]["list"]] == ["datasource", "instance", "host"]
+    mapped = {p["title"] for p in dash["panels"] if p.get("fieldConfig", {}).get("defaults", {}).get("mappings")}
+    assert {"Host health", "Hosts up"} <= mapped
     assert dash["uid"] == "perfmesh-fleet" and len(exprs) >= 20
+
+
+class FakeWriter:
+    def stats(self):
+        from workers.remote_write import RemoteWriteStats
+        return RemoteWriteStats("http://127.0.0.1:9/api/v1/write", sent_samples=5, queue_max_bytes=1024)
+
+
+def test_remote_write_counters_are_exported_per_url():
+    """Each writer's stats become perfmesh_remote_write_* series labelled by URL."""
+    c = SnapshotCollector(lambda host: LIMITS, remote=[FakeWriter()])
+    c.update(snapshot(100.0, 10), 100.0)
+    lines = render(c)
+    url = 'url="http://127.0.0.1:9/api/v1/write"'
+    assert f"perfmesh_remote_write_sent_samples_total{{{url}}} 5.0" in lines
+    assert f"perfmesh_remote_write_queue_limit_bytes{{{url}}} 1024.0" in lines
+    assert f"perfmesh_remote_write_shed_samples_total{{{url}}} 0.0" in lines
