@@ -61,4 +61,13 @@ def test_name_cache_is_bounded():
     cache.get("a", "", False)
     cache.get("b", "", False)
     assert len(cache) == 1
-    assert PromName("x").to_dict() == {"name": "x", "counter": False, "scale": 1.0, "per": 1.0, "help": ""}
+    assert PromName("x").to_dict() == {"name": "x", "counter": False, "scale": 1.0, "per": 1.0, "help": "",
+                                       "histogram": ""}
+
+
+def test_histogram_parts_in_seconds_keep_their_names():
+    """<x>_seconds_bucket/_sum/_count belong to histogram perfmesh_<x>_seconds."""
+    for part in ("bucket", "sum", "count"):
+        out = prom_name(f"response_time_seconds_{part}", "", part == "bucket")
+        assert out.name == f"perfmesh_response_time_seconds_{part}"
+        assert out.histogram == "perfmesh_response_time_seconds"

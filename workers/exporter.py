@@ -39,7 +39,7 @@ import time
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from prometheus_client import start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import CollectorRegistry
 
 from perfmesh.export.naming import NameCache, PromName, prom_name
@@ -182,6 +182,7 @@ class SnapshotCollector:
         """Each host's current series; a series older than the newest batch of its category
         on that host is of a device that is gone, and is left out."""
         families: dict[str, tuple[PromName, set[str], list]] = {}
+        histograms: dict[str, dict[tuple, dict[str, Any]]] = {}
         for host, rows in latest.items():
             newest: dict[str, float] = {}
             for ts, _, category, _ in rows.values():
@@ -193,6 +194,9 @@ class SnapshotCollector:
                 name, labels = split_series_key(key)
                 prom = self.names.get(name, unit, bool(labels))
                 if prom is None:
+                    continue
+                if prom.histogram:
+                    self._histogram_part(histograms, prom, host, labels, value)
                     continue
                 fam = families.get(prom.name)
                 if fam is None:
@@ -210,6 +214,31 @@ class SnapshotCollector:
                 if values not in seen:
                     seen.add(values)
                     fam.add_metric(list(values), value)
+            yield fam
+        yield from self._histograms(histograms)
+
+    @staticmethod
+    def _histogram_part(histograms: dict, prom: PromName, host: str, labels: dict[str, str], value: float) -> None:
+        le = labels.pop("le", None)
+        row = histograms.setdefault(prom.histogram, {}).setdefault(
+            tuple(sorted(prom_labels(host, labels).items())), {"buckets": {}, "sum": 0.0})
+        if prom.name.endswith("_bucket") and le is not None:
+            row["buckets"][le] = value
+        elif prom.name.endswith("_sum"):
+            row["sum"] = value
+
+    @staticmethod
+    def _histograms(histograms: dict[str, dict[tuple, dict[str, Any]]]) -> Iterator[Metric]:
+        for name, rows in sorted(histograms.items()):
+            keys = sorted({k for labels in rows for k, _ in labels} - {"host"})
+            fam = HistogramMetricFamily(name, f"{name[len('perfmesh_'):]} histogram", labels=["host", *keys])
+            for labels, row in rows.items():
+                buckets = row["buckets"]
+                if "+Inf" not in buckets:
+                    continue
+                d = dict(labels)
+                ordered = sorted(buckets.items(), key=lambda kv: float(kv[0]))
+                fam.add_metric([d["host"], *(d.get(k, "") for k in keys)], ordered, row["sum"])
             yield fam
 
     def _remote(self) -> Iterator[Metric]:

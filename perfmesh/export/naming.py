@@ -8,7 +8,9 @@ query works the same on either.
   and network rates are not exported: the raw counters the collectors send beside them
   (``disk_read_bytes_total{device}``, ``net_receive_bytes_total{interface}``, ...) are, as
   counters, for ``rate()``.
-- A series whose name ends in ``_total`` is a counter and keeps its name.
+- A series whose name ends in ``_total`` is a counter and keeps its name; ``<x>_seconds_bucket``
+  (label ``le``), ``<x>_seconds_sum`` and ``<x>_seconds_count`` are the parts of histogram
+  ``perfmesh_<x>_seconds`` (the applications' ``response_time_seconds``).
 - Any other series is a gauge named ``perfmesh_<name>`` in base units by its unit: ``ms`` ->
   seconds (``_ms`` -> ``_seconds``), ``%`` -> ratio (``_percent`` -> ``_ratio``), ``KB``/``MB``
   -> bytes, ``/s`` -> ``_per_second``; ``_count``/``_sum``/``_bucket`` endings (reserved for
@@ -39,13 +41,14 @@ class PromName:
     scale: float = 1.0
     help: str = ""
     per: float = 1.0
+    histogram: str = ""     # the family of a _bucket/_sum/_count series, else ""
 
     def convert(self, value: float) -> float:
         return value * self.scale / self.per
 
     def to_dict(self) -> dict[str, object]:
         return {"name": self.name, "counter": self.counter, "scale": self.scale, "per": self.per,
-                "help": self.help}
+                "help": self.help, "histogram": self.histogram}
 
 
 SKIP = PromName("")
@@ -106,6 +109,9 @@ def sanitize(name: str) -> str:
 def generic(name: str, unit: str) -> PromName:
     """The rule for series without an entry in COLLECTOR (application and custom metrics)."""
     base = sanitize(name)
+    family, _, part = base.rpartition("_")
+    if part in ("bucket", "sum", "count") and family.endswith("_seconds"):   # a histogram in seconds
+        return PromName(PREFIX + base, False, 1.0, f"{family} histogram", 1.0, PREFIX + family)
     if base.endswith("_total"):
         return PromName(PREFIX + base, True, 1.0, f"{name} ({unit or 'count'}), a counter")
     scale = per = 1.0
