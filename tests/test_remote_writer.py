@@ -139,3 +139,30 @@ def test_targets_are_checked():
     with pytest.raises(ConfigError, match="both a user and a password file"):
         RemoteTarget("http://x/w", username="u")
     assert RemoteTarget("https://u:p@[::1]:9/api/v1/write?x=1").safe_url == "https://[::1]:9/api/v1/write"
+
+
+def test_replay_queues_the_stored_recent_past_first(tmp_path, receiver):
+    """A writer started on an aggregator's state file sends the stored batches of the last
+    replay_s seconds (what a SIGKILL took from its queue), oldest first."""
+    from perfmesh.store.database import Store, StoreReader
+    from perfmesh.store.replay import recent_batches
+    store = Store(tmp_path / "perfmesh.db")
+    now = time.time()
+    rows = []
+    for i, ts in enumerate((now - 500, now - 20, now - 10)):
+        schema, values = batch(ts, 10.0 * (i + 1))
+        rows.append(("web01", "boot", i + 1, schema.raw, ts, values, False))
+    store.add_batches(rows)
+    store.close()
+    reader = StoreReader(tmp_path / "perfmesh.db")
+    assert [r[2] for r in recent_batches(reader, now - 60)] == [now - 20, now - 10]
+    assert [r[2] for r in recent_batches(reader, 0, limit=1)] == [now - 10]
+    reader.close()
+    w = RemoteWriter(RemoteTarget(receiver.url), replay_from=tmp_path / "perfmesh.db", replay_s=60.0)
+    try:
+        wait(lambda: w.stats().sent_samples == 2)
+        assert [v for _, samples in receiver.samples() for _, v in samples] == [0.2, 0.3]
+    finally:
+        w.close()
+    w = RemoteWriter(RemoteTarget(receiver.url), replay_from=tmp_path / "missing.db")
+    w.close()

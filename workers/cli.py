@@ -321,7 +321,7 @@ def _aggregator_sinks(cfg: Any, settings: dict[str, Any], args: argparse.Namespa
                       limits_for: Callable[[str], dict[str, float]]) -> list[Any]:
     """The /metrics exporter and the alert delivery sink, as the file and flags ask."""
     from perfmesh.config.schema import Target
-    writers = _remote_writers(args)
+    writers = _remote_writers(args, cfg)
     sinks: list[Any] = []
     if settings["metrics_listen"]:   # first: nothing to clean up when its port is taken
         from workers.exporter import MetricsExporter
@@ -348,15 +348,18 @@ def _aggregator_sinks(cfg: Any, settings: dict[str, Any], args: argparse.Namespa
     return sinks
 
 
-def _remote_writers(args: argparse.Namespace) -> list[Any]:
-    """One remote writer per --remote-write URL (their stats go to /metrics)."""
+def _remote_writers(args: argparse.Namespace, cfg: Any) -> list[Any]:
+    """One remote writer per --remote-write URL (their stats go to /metrics); each replays the
+    last moments from the aggregator's state file at start."""
     if not args.remote_write:
         return []
     from workers.remote_write import RemoteTarget, RemoteWriter
+    from workers.transport import default_state_dir
+    store = Path(args.data or cfg.retention.data_dir or default_state_dir("aggregator")) / "perfmesh.db"
     targets = [RemoteTarget(url, bearer_token_file=args.remote_write_bearer_token_file,
                             username=args.remote_write_user, password_file=args.remote_write_password_file,
                             ca_file=args.remote_write_ca_file) for url in args.remote_write]
-    return [RemoteWriter(t) for t in targets]
+    return [RemoteWriter(t, replay_from=store) for t in targets]
 
 
 def cmd_agent(args: argparse.Namespace) -> int:

@@ -10,6 +10,10 @@ Connection errors, timeouts, 429 and 5xx are retried with exponential backoff (t
 kept; the queue goes on filling, and shedding, meanwhile); other 4xx answers are permanent:
 the request is dropped and its samples counted as rejected. A dead remote never stops the
 aggregator. Counters are in :meth:`RemoteWriter.stats` (exported as ``perfmesh_remote_write_*``).
+
+At start, with ``replay_from`` (the aggregator's state file), the writer first queues the
+stored batches of the last ``replay_s`` seconds: what was still in its queue when the
+aggregator was killed is sent again (at least once; receivers drop exact duplicates).
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ from typing import Any
 from perfmesh.errors import ConfigError
 from perfmesh.export.remote import HEADERS, SeriesEncoder, group, write_body
 from perfmesh.export.sendqueue import DEFAULT_MAX_BYTES, Backoff, SendQueue
-from perfmesh.protocol.batch import BatchSchema, unpack_values
+from perfmesh.protocol.batch import BatchSchema, SchemaCache, unpack_values
+from perfmesh.store.database import StoreReader
+from perfmesh.store.replay import recent_batches
 
 from .loop import RateLimitedLog
 
@@ -111,8 +117,9 @@ class RemoteWriter:
 
     needs_latest = False
 
-    def __init__(self, target: RemoteTarget) -> None:
+    def __init__(self, target: RemoteTarget, replay_from: Path | None = None, replay_s: float = 120.0) -> None:
         self.target = target
+        self.replay_from, self.replay_s = replay_from, replay_s
         self.queue = SendQueue(target.max_queue_bytes)
         self.backoff = Backoff(target.min_backoff_s, target.max_backoff_s)
         self.encoder = SeriesEncoder()
@@ -150,7 +157,29 @@ class RemoteWriter:
         self._thread.join(self.target.timeout_s + 1.0)
 
     # -- sender thread
+    def _replay(self) -> None:
+        """Queue the stored batches of the last replay_s seconds (behind nothing: at start)."""
+        if self.replay_from is None or not Path(self.replay_from).exists():
+            return
+        try:
+            reader = StoreReader(self.replay_from)
+            try:
+                rows = recent_batches(reader, time.time() - self.replay_s)
+            finally:
+                reader.close()
+            schemas = SchemaCache()
+            with self._lock:
+                for host, raw, ts, values in rows:
+                    schema = schemas.get(raw)
+                    self.queue.put((host, schema, ts, values), len(values) + BATCH_OVERHEAD_BYTES, schema.width)
+            log.info("remote write to %s: replaying %d stored batches of the last %gs",
+                     self.target.safe_url, len(rows), self.replay_s)
+        except Exception as exc:   # an unreadable store: no replay, never a dead writer
+            self._warn.warning("replay", f"remote write to {self.target.safe_url}: no replay from "
+                                         f"{self.replay_from}: {type(exc).__name__}: {exc}")
+
     def _run(self) -> None:
+        self._replay()
         pending: _Pending | None = None
         while True:
             with self._lock:
