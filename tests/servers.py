@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -88,6 +89,27 @@ def alertmanager(tmp: Path) -> tuple[Server, str]:
                      f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
                     tmp, "alertmanager", base + "/-/ready")
     return server, base
+
+
+def prometheus_receiver(tmp: Path, port: int | None = None) -> tuple[Server, str]:
+    """A Prometheus that scrapes nothing and takes remote write at ``/api/v1/write``, with an
+    out-of-order window so backfilled (older) samples are accepted; returns (server, base URL)."""
+    port = port or free_port()
+    conf = tmp / "prometheus-rw.yml"
+    conf.write_text("global:\n  scrape_interval: 15s\nstorage:\n  tsdb:\n    out_of_order_time_window: 10m\n")
+    base = f"http://127.0.0.1:{port}"
+    server = Server([PROMETHEUS, f"--config.file={conf}", f"--storage.tsdb.path={tmp / 'prom-rw-data'}",
+                     f"--web.listen-address=127.0.0.1:{port}", "--web.enable-remote-write-receiver"],
+                    tmp, "prometheus-rw", base + "/-/ready")
+    return server, base
+
+
+def query(base: str, promql: str, at: float | None = None) -> list[dict]:
+    """The result of an instant query (``at``: evaluation time, default now)."""
+    params = {"query": promql, **({"time": f"{at:.3f}"} if at is not None else {})}
+    body = get_json(f"{base}/api/v1/query?{urllib.parse.urlencode(params)}")
+    assert body["status"] == "success", body
+    return body["data"]["result"]
 
 
 def prometheus(tmp: Path, target: str) -> tuple[Server, str]:

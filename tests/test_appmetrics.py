@@ -114,8 +114,26 @@ def test_request_times_are_per_interval_p95_and_average():
     assert got["requests_per_s"] == 10.0
     assert got["response_time_ms"] == pytest.approx(19.05)      # p95 of 1..20, interpolated
     assert got["response_time_avg_ms"] == pytest.approx(10.5)
-    idle = values(app.sample(13.0))
+    idle = {k: v for k, v in values(app.sample(13.0)).items() if not k.startswith("response_time_seconds")}
     assert idle == {"request_count": 0.0, "requests_per_s": 0.0}
+
+
+def test_request_times_make_a_cumulative_histogram_in_seconds():
+    """Every request lands in its le bucket (Prometheus' default bounds), cumulative since
+    start, with _sum and _count; nothing before the first request."""
+    app = ApplicationMetrics()
+    assert not any(k.startswith("response_time_seconds") for k in values(app.sample(1.0)))
+    handler = app.track_function(lambda: None, request=True, label="h")
+    for ms in (1, 5, 7, 30, 20_000):
+        app.record_response_time(ms)
+    got = values(app.sample(2.0))
+    handler()
+    got2 = values(app.sample(3.0))
+    bucket = "response_time_seconds_bucket{{le={}}}".format
+    assert [got[bucket(le)] for le in ("0.005", "0.01", "0.025", "0.05", "10", "+Inf")] == [2.0, 3.0, 3.0, 4.0, 4.0, 5.0]
+    assert got["response_time_seconds_count"] == 5.0
+    assert got["response_time_seconds_sum"] == pytest.approx(20.043)
+    assert got2["response_time_seconds_count"] == 6.0 and got2[bucket("0.005")] == 3.0   # a fast call
 
 
 def test_calls_of_request_functions_count_as_requests_from_registration_on():

@@ -53,9 +53,9 @@ class FakeSource:
         return self.nics
 
 
-def values(metrics):
-    """{series key: value} of a sample."""
-    return {m.key: m.value for m in metrics}
+def values(metrics, counters=False):
+    """{series key: value} of a sample (without the raw *_total counters unless asked)."""
+    return {m.key: m.value for m in metrics if counters or not m.name.endswith("_total")}
 
 
 def cpu(user, idle, iowait=0.0, system=0.0):
@@ -81,7 +81,7 @@ def test_second_cpu_sample_gives_total_breakdown_and_per_cpu_percent():
     c = MetricsCollector(source=src)
     c.collect("cpu", now=1.0)
     src.cpu = (cpu(4, 4, iowait=1, system=1), {"0": cpu(4, 0), "1": cpu(0, 4)})
-    metrics = c.collect("cpu", now=2.0)
+    metrics = [m for m in c.collect("cpu", now=2.0) if not m.name.endswith("_total")]
     assert values(metrics) == {
         "cpu_percent": 50.0,
         "cpu_user_percent": 40.0,
@@ -92,6 +92,29 @@ def test_second_cpu_sample_gives_total_breakdown_and_per_cpu_percent():
     }
     assert {(m.unit, m.category, m.timestamp) for m in metrics} == {("%", "cpu", 2.0)}
     assert metrics[4].context == {"cpu": "0"}
+
+
+def test_raw_counters_come_from_the_first_sample_per_device_in_base_units():
+    """cpu_seconds_total{mode}, disk_*_total{device} (busy in seconds) and net_*_total{interface}
+    are the raw cumulative counters, sent from the first sample on, with no aggregate."""
+    src = FakeSource()
+    src.cpu = (CpuTimes(user=7, system=3, idle=90, iowait=1, steal=0.5), {})
+    src.disks = {"sda": DiskCounters(2000, 4000, 20, 40, 1500)}
+    src.nics = {"eth0": NetCounters(10, 20, 1, 2, 3, 4, 5, 6)}
+    got = values(MetricsCollector(source=src).collect(["cpu", "io"], now=1.0), counters=True)
+    assert {k: v for k, v in got.items() if k.startswith("cpu_seconds")} == {
+        "cpu_seconds_total{mode=user}": 7, "cpu_seconds_total{mode=nice}": 0.0,
+        "cpu_seconds_total{mode=system}": 3, "cpu_seconds_total{mode=idle}": 90,
+        "cpu_seconds_total{mode=iowait}": 1, "cpu_seconds_total{mode=irq}": 0.0,
+        "cpu_seconds_total{mode=softirq}": 0.0, "cpu_seconds_total{mode=steal}": 0.5}
+    assert {k: v for k, v in got.items() if not k.startswith("cpu")} == {
+        "disk_read_bytes_total{device=sda}": 2000, "disk_written_bytes_total{device=sda}": 4000,
+        "disk_reads_completed_total{device=sda}": 20, "disk_writes_completed_total{device=sda}": 40,
+        "disk_io_time_seconds_total{device=sda}": 1.5,
+        "net_receive_bytes_total{interface=eth0}": 10, "net_transmit_bytes_total{interface=eth0}": 20,
+        "net_receive_packets_total{interface=eth0}": 1, "net_transmit_packets_total{interface=eth0}": 2,
+        "net_receive_errors_total{interface=eth0}": 3, "net_transmit_errors_total{interface=eth0}": 4,
+        "net_receive_drops_total{interface=eth0}": 5, "net_transmit_drops_total{interface=eth0}": 6}
 
 
 def test_cpu_that_comes_online_starts_without_a_percent():
@@ -131,7 +154,7 @@ def test_disk_rates_per_device_and_aggregate():
     src = FakeSource()
     src.disks = {"sda": DiskCounters(0, 0, 0, 0, 0), "sdb": DiskCounters(0, 0, 0, 0, 0)}
     c = MetricsCollector(source=src)
-    assert c.collect("disk", now=10.0) == []
+    assert values(c.collect("disk", now=10.0)) == {}
     src.disks = {"sda": DiskCounters(2000, 4000, 20, 40, 1000), "sdb": DiskCounters(200, 0, 2, 0, 500)}
     got = values(c.collect("disk", now=12.0))
     assert got == {
@@ -297,7 +320,7 @@ def test_sample_methods_do_not_record_history():
     c = MetricsCollector(source=src)
     assert values(c.sample_cpu(0.0)) == {"cpu_count": 2.0}
     assert values(c.sample_memory(0.0))["memory_percent"] == 50.0
-    assert c.sample_disk(0.0) == [] and c.sample_network(0.0) == []
+    assert values(c.sample_disk(0.0)) == {} and values(c.sample_network(0.0)) == {}
     src.disks, src.nics = {"sda": DiskCounters(5, 0, 0, 0)}, {"eth0": NetCounters(5, 0, 0, 0)}
     assert values(c.sample_disk(1.0))["disk_read_bytes_per_s"] == 5.0
     assert values(c.sample_network(1.0))["net_recv_bytes_per_s"] == 5.0

@@ -26,8 +26,9 @@ ALLOWED_PARTS = {
     "views": {"errors", "model", "protocol", "rules"},
     "config": {"errors", "model", "protocol", "collect", "rules", "optimize", "mesh"},
     "inproc": {"errors", "model", "collect", "rules", "optimize", "config"},
+    "export": {"errors", "model", "protocol"},
 }
-PURE_PARTS = ("model", "protocol", "rules", "mesh")     # time is passed in
+PURE_PARTS = ("model", "protocol", "rules", "mesh", "export")     # time is passed in
 WALL_CLOCK = {"time", "datetime"}
 
 

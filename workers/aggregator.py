@@ -66,6 +66,7 @@ class Aggregator:
     def __init__(self, config: AggregatorConfig, sinks: list[Sink] | None = None) -> None:
         self.config = config
         self.sinks: list[Sink] = list(sinks or [])
+        self.batch_sinks = [s for s in self.sinks if hasattr(s, "on_batch")]   # remote write
         self.fleet = Fleet(config.fleet)
         self.metric_topics: dict[tuple[str, str], bytes] = {}   # (host, category) -> stream topic
         self.boot = uuid.uuid4().hex
@@ -238,6 +239,8 @@ class Aggregator:
                 self._send_stream(topic, frame)
             body = env.body
             self.persist.put((env.host, env.boot, env.seq, schema.raw, body["ts"], body["values"], backfilled))
+            for sink in self.batch_sinks:   # every accepted batch, backfilled ones too
+                sink.on_batch(env.host, schema, body["ts"], body["values"], backfilled)
         if events:
             self.publish(events)
 

@@ -11,6 +11,13 @@ Metric names (labels in braces; every labelled family also has an unlabelled agg
 - network ({interface}): net_recv_bytes_per_s, net_sent_bytes_per_s, net_recv_packets_per_s,
   net_sent_packets_per_s, net_errors_in_per_s, net_errors_out_per_s, net_drops_in_per_s,
   net_drops_out_per_s
+- raw counters beside the rates (cumulative since boot, per device only, for Prometheus's
+  rate()): cpu_seconds_total{mode} (user, nice, system, idle, iowait, irq, softirq, steal),
+  disk_read_bytes_total, disk_written_bytes_total, disk_reads_completed_total,
+  disk_writes_completed_total, disk_io_time_seconds_total ({device}); net_receive_bytes_total,
+  net_transmit_bytes_total, net_receive_packets_total, net_transmit_packets_total,
+  net_receive_errors_total, net_transmit_errors_total, net_receive_drops_total,
+  net_transmit_drops_total ({interface}). They come from the first sample on.
 
 CPU percentages and per-second rates need two samples: the first sample of a counter emits
 no rate, and a counter that went backwards (reset) emits none either. Aggregates are the sum
@@ -51,6 +58,19 @@ _DISK_RATES = (
     ("disk_write_ops_per_s", "write_ops", "ops/s", 1.0, False),
     ("disk_busy_percent", "busy_ms", "%", 0.1, True),  # busy ms per s / 1000 * 100
 )
+# (counter name, counter attribute, unit, scale): raw counters, sent as they are read
+_CounterField = tuple[str, str, str, float]
+_DISK_COUNTERS = (
+    ("disk_read_bytes_total", "read_bytes", "B", 1.0), ("disk_written_bytes_total", "write_bytes", "B", 1.0),
+    ("disk_reads_completed_total", "read_ops", "", 1.0), ("disk_writes_completed_total", "write_ops", "", 1.0),
+    ("disk_io_time_seconds_total", "busy_ms", "s", 0.001),
+)
+_NET_COUNTERS = tuple((f"net_{d}_{what}_total", f"{a}_{b}" if b else a, unit, 1.0) for d, a, b, what, unit in (
+    ("receive", "recv_bytes", "", "bytes", "B"), ("transmit", "sent_bytes", "", "bytes", "B"),
+    ("receive", "recv_packets", "", "packets", ""), ("transmit", "sent_packets", "", "packets", ""),
+    ("receive", "errors", "in", "errors", ""), ("transmit", "errors", "out", "errors", ""),
+    ("receive", "drops", "in", "drops", ""), ("transmit", "drops", "out", "drops", "")))
+_CPU_MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 _NET_RATES = (
     ("net_recv_bytes_per_s", "recv_bytes", "B/s", 1.0, False),
     ("net_sent_bytes_per_s", "sent_bytes", "B/s", 1.0, False),
@@ -108,7 +128,7 @@ class _Batch:
 class _CounterFamily:
     """Rates of one family of per-device counters (disks or network interfaces)."""
 
-    __slots__ = ("fields", "label", "category", "not_aggregated", "rates", "series_keys")
+    __slots__ = ("fields", "counters", "label", "category", "not_aggregated", "rates", "series_keys")
 
     def __init__(
         self,
@@ -116,8 +136,10 @@ class _CounterFamily:
         label: str,
         category: str,
         not_aggregated: frozenset[str],
+        counters: tuple[_CounterField, ...] = (),
     ) -> None:
         self.fields = fields
+        self.counters = counters
         self.label = label
         self.category = category
         self.not_aggregated = not_aggregated
@@ -132,8 +154,12 @@ class _CounterFamily:
         for device, c in counters.items():
             keys = self.series_keys.get(device)
             if keys is None:
-                keys = tuple(series_key(f[0], {label: device}) for f in fields)
+                keys = tuple(series_key(f[0], {label: device}) for f in (*fields, *self.counters))
                 self.series_keys[device] = keys
+            for key, (name, attr, unit, scale) in zip(keys[len(fields):], self.counters):
+                value = getattr(c, attr)
+                if value is not None:
+                    batch.add(key, name, value * scale, unit, category, {label: device})
             aggregated = device not in self.not_aggregated
             for key, (name, attr, unit, scale, is_percent) in zip(keys, fields):
                 value = getattr(c, attr)
@@ -192,8 +218,9 @@ class MetricsCollector:
         self._cpu_prev: CpuTimes | None = None
         self._per_cpu_prev: dict[str, CpuTimes] = {}
         self._per_cpu_keys: dict[str, str] = {}
-        self._disk = _CounterFamily(_DISK_RATES, "device", "io", frozenset())
-        self._network = _CounterFamily(_NET_RATES, "interface", "network", LOOPBACK_INTERFACES)
+        self._disk = _CounterFamily(_DISK_RATES, "device", "io", frozenset(), _DISK_COUNTERS)
+        self._network = _CounterFamily(_NET_RATES, "interface", "network", LOOPBACK_INTERFACES, _NET_COUNTERS)
+        self._mode_keys = {m: series_key("cpu_seconds_total", {"mode": m}) for m in _CPU_MODES}
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.error_count = 0
@@ -252,6 +279,8 @@ class MetricsCollector:
         times = self.source.cpu_times()
         if times is not None:
             total, per_cpu = times
+            for mode, key in self._mode_keys.items():
+                batch.add(key, "cpu_seconds_total", getattr(total, mode), "s", "cpu", {"mode": mode})
             prev, self._cpu_prev = self._cpu_prev, total
             pct = cpu_percent(prev, total) if prev is not None else None
             if pct is not None:

@@ -24,6 +24,10 @@ What one sample holds:
   mean. An interval without requests has no ``response_time_ms`` (there is nothing to
   judge; a stale value would keep a violation firing). The p95 is taken over at most the
   last 1024 requests of an interval.
+- **request times as a histogram** (cumulative since start, for Prometheus, aggregatable
+  across hosts), once there was a request: ``response_time_seconds_bucket{le}`` (bounds
+  ``LATENCY_BUCKETS_S``, Prometheus' defaults, and ``+Inf``), ``response_time_seconds_sum``
+  and ``response_time_seconds_count``. Every request is counted in its bucket exactly.
 - memory: ``process_rss_mb`` when an RSS reading was recorded, and
   ``memory_growth_mb_per_min``: the least-squares slope of the RSS readings of the last
   ``growth_window_s`` (300 s), reported once they span ``growth_min_span_s`` (30 s), so the
@@ -44,6 +48,8 @@ from ..errors import ConfigError, InvalidParameterError
 from ..model.metric import PerformanceMetric, is_finite_number
 from .timing import (
     FOLD_THRESHOLD,
+    LATENCY_BOUNDS_NS,
+    LATENCY_BUCKETS_S,
     FunctionStats,
     PerformanceContext,
     SampleRecorder,
@@ -93,6 +99,19 @@ def _timing_metrics(prefix: str, label: str, value: str, stats: dict[str, Any],
     return out
 
 
+def _histogram_metrics(counts: list[int], count: int, total_ns: int, now: float) -> list[PerformanceMetric]:
+    """response_time_seconds_{bucket,sum,count}: cumulative buckets, none before a request."""
+    if not count:
+        return []
+    out, running = [], 0
+    for le, c in zip((*(f"{b:g}" for b in LATENCY_BUCKETS_S), "+Inf"), counts):
+        running += c
+        out.append(PerformanceMetric("response_time_seconds_bucket", float(running), "", now, CATEGORY,
+                                     context={"le": le}))
+    return out + [PerformanceMetric("response_time_seconds_sum", total_ns / 1e9, "s", now, CATEGORY),
+                  PerformanceMetric("response_time_seconds_count", float(count), "", now, CATEGORY)]
+
+
 def growth_per_min(readings: list[tuple[float, float]]) -> float:
     """Least-squares slope of (seconds, value) readings, per minute; 0 for a single instant."""
     n = len(readings)
@@ -122,7 +141,7 @@ class ApplicationMetrics:
         self._functions: dict[str, Callable[..., Any]] = {}     # label -> decorated function
         self._requests: dict[str, SampleRecorder] = {}          # label -> timing recorder
         self._contexts: dict[str, SampleRecorder] = {}
-        self._explicit = SampleRecorder()                       # record_response_time, in ns
+        self._explicit = SampleRecorder(bounds=LATENCY_BOUNDS_NS)  # record_response_time, in ns
         self._seen: dict[int, tuple[int, int]] = {}             # id(recorder) -> (count, total ns)
         self._rss: deque[tuple[float, float]] = deque()
         self._last_now: float | None = None
@@ -211,12 +230,23 @@ class ApplicationMetrics:
                 samples += recent[-new:]
         return count, total, samples
 
+    def _request_histogram(self) -> tuple[list[int], int, int]:
+        """(count per bucket, count, total ns) of every request time since start."""
+        counts, count, total = [0] * (len(LATENCY_BOUNDS_NS) + 1), 0, 0
+        for recorder in (self._explicit, *self._requests.values()):
+            buckets, n, tot = recorder.histogram()
+            for i, c in enumerate(buckets):
+                counts[i] += c
+            count, total = count + n, total + tot
+        return counts, count, total
+
     def sample(self, now: float) -> list[PerformanceMetric]:
         """The application's metrics at ``now`` (advances the request interval)."""
         with self._lock:
             functions = dict(self._functions)
             contexts = dict(self._contexts)
             count, total_ns, samples = self._interval_requests()
+            hist = self._request_histogram()
             last_now, self._last_now = self._last_now, now
             rss = list(self._rss)
         out: list[PerformanceMetric] = []
@@ -237,6 +267,7 @@ class ApplicationMetrics:
             samples.sort()
             out.append(metric("response_time_ms", percentile(samples, 95) / 1e6, "ms"))
             out.append(metric("response_time_avg_ms", total_ns / count / 1e6, "ms"))
+        out += _histogram_metrics(*hist, now)
         if rss:
             out.append(metric("process_rss_mb", rss[-1][1] / MB, "MB"))
             if rss[-1][0] - rss[0][0] >= self.growth_min_span_s and len(rss) >= 2:

@@ -19,6 +19,7 @@ exact).
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 import statistics
@@ -37,12 +38,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 STATS_ATTR = "__perfmesh_stats__"
 RESERVOIR_SIZE = 1024
 FOLD_THRESHOLD = 4096
+LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)   # Prometheus' defaults
+LATENCY_BOUNDS_NS = tuple(round(b * 1e9) for b in LATENCY_BUCKETS_S)
 
 
 class SampleRecorder:
     """Counts and summarises samples (ints) recorded from any number of threads."""
 
-    def __init__(self, reservoir_size: int = RESERVOIR_SIZE) -> None:
+    def __init__(self, reservoir_size: int = RESERVOIR_SIZE, bounds: Sequence[int] = ()) -> None:
+        self.bounds = tuple(bounds)                   # histogram upper bounds (le), if any
+        self.bucket_counts = [0] * (len(self.bounds) + 1) if self.bounds else []
         self.pending: deque[int] = deque()
         self._lock = threading.Lock()
         self._recent: deque[int] = deque(maxlen=reservoir_size)
@@ -66,6 +71,8 @@ class SampleRecorder:
             self.min = low if self.min is None else min(self.min, low)
             self.max = high if self.max is None else max(self.max, high)
             self._recent.extend(batch)
+            for v in batch if self.bounds else ():     # v <= bounds[i]; past the last: +Inf
+                self.bucket_counts[bisect.bisect_left(self.bounds, v)] += 1
 
     def snapshot(self) -> tuple[int, int, int, int, list[int]]:
         """(count, total, min, max, recent samples) after folding; zeros when empty."""
@@ -79,6 +86,13 @@ class SampleRecorder:
             self._recent.clear()
             self.count = self.total = 0
             self.min = self.max = None
+            self.bucket_counts = [0] * len(self.bucket_counts)
+
+    def histogram(self) -> tuple[list[int], int, int]:
+        """(count per bucket, not cumulative, +Inf last; count; total) after folding."""
+        self.fold()
+        with self._lock:
+            return list(self.bucket_counts), self.count, self.total
 
 
 @dataclass(frozen=True)
@@ -137,7 +151,7 @@ def _attach(wrapper: Callable[..., Any], fn: Callable[..., Any], **recorders: Sa
 
 def measure_execution_time(fn: F) -> F:
     """Decorator recording each call's wall time (also of calls that raise)."""
-    recorder = SampleRecorder()
+    recorder = SampleRecorder(bounds=LATENCY_BOUNDS_NS)
     pending = recorder.pending
     append = pending.append
     fold = recorder.fold
@@ -255,9 +269,8 @@ def iqr_outliers(samples: Sequence[float]) -> dict[str, Any]:
     }
 
 
-def benchmark_function(
-    fn: Callable[..., Any], *args: Any, iterations: int = 100, warmup: int = 5, **kwargs: Any
-) -> dict[str, Any]:
+def benchmark_function(fn: Callable[..., Any], *args: Any, iterations: int = 100, warmup: int = 5,
+                       **kwargs: Any) -> dict[str, Any]:
     """Call ``fn(*args, **kwargs)`` ``warmup`` times untimed, then ``iterations`` times timed."""
     for label, value, least in (("iterations", iterations, 1), ("warmup", warmup, 0)):
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
@@ -271,13 +284,9 @@ def benchmark_function(
         start = clock()
         result = fn(*args, **kwargs)
         samples_ms.append((clock() - start) / 1e6)
-    return {
-        "function": getattr(fn, "__qualname__", repr(fn)),
-        "iterations": iterations,
-        "timing": {**timing_summary(samples_ms), "total_ms": math.fsum(samples_ms)},
-        "outliers": iqr_outliers(samples_ms),
-        "result": result,
-    }
+    return {"function": getattr(fn, "__qualname__", repr(fn)), "iterations": iterations,
+            "timing": {**timing_summary(samples_ms), "total_ms": math.fsum(samples_ms)},
+            "outliers": iqr_outliers(samples_ms), "result": result}
 
 
 class PerformanceContext:

@@ -67,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--history", type=_positive_int, default=AGGREGATOR_DEFAULTS["history_rows"], metavar="ROWS",
                    action=_Given, help=f"samples kept per series (default {AGGREGATOR_DEFAULTS['history_rows']})")
     a.add_argument("--metrics-listen", default=None, metavar="ADDR:PORT", help="serve Prometheus /metrics here")
+    a.add_argument("--remote-write", type=_http_url, action="append", default=[], metavar="URL",
+                   help="Prometheus remote-write endpoint, e.g. http://127.0.0.1:9090/api/v1/write (repeatable)")
+    a.add_argument("--remote-write-bearer-token-file", default=None, metavar="FILE",
+                   help="send 'Authorization: Bearer <FILE's content>' with remote write")
+    a.add_argument("--remote-write-user", default=None, metavar="USER", help="basic auth user for remote write")
+    a.add_argument("--remote-write-password-file", default=None, metavar="FILE",
+                   help="basic auth password for remote write, read from FILE")
+    a.add_argument("--remote-write-ca-file", default=None, metavar="FILE", help="CA bundle for https remote write")
     a.add_argument("--webhook", type=_http_url, action="append", default=None, metavar="URL",
                    help="POST alerts as JSON here (repeatable; replaces the file's [[webhooks]])")
     a.add_argument("--alertmanager", type=_http_url, action="append", default=None, metavar="URL",

@@ -67,14 +67,18 @@ def _aggregator_sinks(cfg: Any, settings: dict[str, Any], args: argparse.Namespa
                       limits_for: Callable[[str], dict[str, float]]) -> list[Any]:
     """The /metrics exporter and the alert delivery sink, as the file and flags ask."""
     from perfmesh.config.schema import Target
+    writers = _remote_writers(args, cfg)
     sinks: list[Any] = []
     if settings["metrics_listen"]:   # first: nothing to clean up when its port is taken
         from workers.exporter import MetricsExporter
         try:
-            sinks.append(MetricsExporter(settings["metrics_listen"], limits_for, cfg.burn_rate))
+            sinks.append(MetricsExporter(settings["metrics_listen"], limits_for, cfg.burn_rate, remote=writers))
         except OSError as exc:
+            for w in writers:
+                w.close()
             raise ConfigError(f"cannot serve /metrics on {settings['metrics_listen']}: "
                               f"{exc.strerror or exc}") from None
+    sinks.extend(writers)
     webhooks = [Target(u) for u in args.webhook] if args.webhook else list(cfg.webhooks)
     managers = [Target(u) for u in args.alertmanager] if args.alertmanager else list(cfg.alertmanagers)
     if webhooks or managers:
@@ -88,6 +92,20 @@ def _aggregator_sinks(cfg: Any, settings: dict[str, Any], args: argparse.Namespa
         engine = AlertEngine(cfg.alerts, violations=cfg.violations, bottlenecks=cfg.bottlenecks)
         sinks.append(AlertSink(engine, targets))
     return sinks
+
+
+def _remote_writers(args: argparse.Namespace, cfg: Any) -> list[Any]:
+    """One remote writer per --remote-write URL (their stats go to /metrics); each replays the
+    last moments from the aggregator's state file at start."""
+    if not args.remote_write:
+        return []
+    from workers.remote_write import RemoteTarget, RemoteWriter
+    from workers.transport import default_state_dir
+    store = Path(args.data or cfg.retention.data_dir or default_state_dir("aggregator")) / "perfmesh.db"
+    targets = [RemoteTarget(url, bearer_token_file=args.remote_write_bearer_token_file,
+                            username=args.remote_write_user, password_file=args.remote_write_password_file,
+                            ca_file=args.remote_write_ca_file) for url in args.remote_write]
+    return [RemoteWriter(t, replay_from=store) for t in targets]
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
