@@ -67,6 +67,27 @@ def test_a_malformed_alerts_request_is_refused(body):
         admission.alerts_query({"op": "alerts", **body})
 
 
+def test_the_text_log_has_one_aligned_line_per_alert_with_state_and_ack():
+    from perfmesh.views.alertlog import format_alert_log
+    lines = format_alert_log(fold(ROWS, now=100.0)[::-1]).splitlines()
+    assert lines[0].split() == ["ID", "FIRED", "HOST", "METRIC", "SEVERITY", "VALUE", "LIMIT", "DURATION", "ACK"]
+    assert lines[1].split()[0] == "6" and lines[1].split()[-3:] == ["40s", "(active)", "-"]
+    assert lines[3].split()[0] == "1" and lines[3].split()[-2:] == ["30s", "alice"]
+    assert lines[1].index("cpu_percent") == lines[3].index("cpu_percent")          # aligned
+    assert "\x1b" not in format_alert_log([{**fold(ROWS, 100.0)[0], "host": "a\x1b[31m"}])
+
+
+@pytest.mark.parametrize("body, ok", [({"id": 3}, True), ({"id": 0}, False), ({"id": "3"}, False), ({}, False)])
+def test_an_ack_names_an_alert_id(body, ok):
+    if ok:
+        assert admission.ack_id(body) == 3
+    else:
+        with pytest.raises(WireError, match="ack needs id"):
+            admission.ack_id(body)
+    assert admission.operator_name({"operator": "x" * 100}, ("", "")) == "x" * 64
+    assert admission.operator_name({"operator": "x"}, ("operators", "alice")) == "alice"
+
+
 # ------------------------------------------------------------ real processes
 def cli_json(mesh, *args):
     res = mesh.cli(*args)

@@ -162,6 +162,9 @@ def test_a_subscriber_key_may_read_status_but_not_send_commands(secured):
     assert out["status"] == "refused" and "forbidden" in out["error"] and "viewer" in out["error"]
     res = s.cli("command", "web01", "gc_collect", "--json", key=viewer)
     assert res.returncode != 0 and "forbidden" in res.stdout
+    assert s.cli("alerts", "--json", key=viewer).returncode == 0        # the alert log is for reading ...
+    res = s.cli("alerts", "ack", "1", key=viewer)                       # ... acknowledging is an operator's
+    assert res.returncode == 1 and "forbidden" in res.stderr and "viewer" in res.stderr
     time.sleep(0.5)
     assert not [e for e in s.agent_audit("web01") if e["event"] == "command"]
     refused = [e for e in s.audit if e.get("id") == "sub-1"]
