@@ -420,3 +420,20 @@ def test_a_long_history_is_averaged_down_to_what_a_chart_can_draw():
     short = downsample(points, 1000)
     assert len(short) == 1000 and short[0] == [4.5, 4.5] and short[-1] == [9994.5, 4.5]
     assert downsample(points[:5], 1000) == points[:5]
+
+
+@pytest.mark.multiprocess
+@needs_browser
+def test_the_host_page_shows_the_alert_log_from_the_store(mesh, browser, tmp_path):
+    from tests.recordings import write_recording
+    mesh.aggregator("--replay", str(write_recording(tmp_path / "demo.rec", seconds=10, breach=(2, 7))),
+                    "--budget", "cpu_percent=50")
+    port = free_port()
+    mesh.spawn("web", "--connect", mesh.connect, "--listen", f"127.0.0.1:{port}", log="web")
+    wait_http(f"http://127.0.0.1:{port}/")
+    browser.get(f"http://127.0.0.1:{port}/host/web01")
+    row = wait_js(browser, "return document.body.dataset.alerts === '1' && document.getElementById('violations')"
+                           ".textContent.includes('cpu_percent') && document.getElementById('violations').textContent",
+                  timeout_s=30, what="the alert in the log")
+    assert "85" in row and "50" in row and "critical" in row      # 85 is 25 % or more over 50
+    assert console_errors(browser) == []

@@ -24,7 +24,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler
 from importlib import resources
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import zmq
@@ -249,6 +249,9 @@ class Handler(BaseHTTPRequestHandler):
                 self._json(data) if data is not None else self._error(404, f"no host {host!r}")
             elif path == "/api/history":
                 self._history(query)
+            elif path == "/api/alerts" and is_host_name(host := query.get("host", [""])[0]):
+                self._relay(lambda: {"host": host, "alerts": app.call(     # the host's alert log, 7 days
+                    "alerts", host, time.time() - 7 * 86400, limit=50)["alerts"]})
             elif path == "/events":
                 self._events(query.get("host", [None])[0])
             else:
@@ -264,11 +267,15 @@ class Handler(BaseHTTPRequestHandler):
             since_s = math.nan
         if not is_host_name(host) or not KEY_RE.fullmatch(key) or not 0 < since_s <= 30 * 86400:
             return self._error(400, "history needs host, key and 0 < since_s <= 2592000")
+        self._relay(lambda: {"host": host, "key": key, "points": downsample(
+            self.app.call("history", host, key, time.time() - since_s))})
+
+    def _relay(self, answer: Callable[[], Any]) -> None:
+        """JSON from the aggregator's api, or 503 naming why not."""
         try:
-            samples = self.app.call("history", host, key, time.time() - since_s)
+            self._json(answer())
         except PerfmeshError as exc:
-            return self._error(503, str(exc))
-        self._json({"host": host, "key": key, "points": downsample(samples)})
+            self._error(503, str(exc))
 
     def _events(self, host: str | None) -> None:
         """Server-sent events: ``fleet`` every second and, for a host page, its new points."""

@@ -219,9 +219,6 @@
       loadRange(state.windowS).catch(() => {});
     }
     document.body.dataset.received = String(state.received);
-    fillTable($("violations"), d.violations.slice(0, 10), (v) => [clock(v.timestamp), v.state === "resolved" ? "resolved" : v.severity,
-      v.metric, fmtValue(v.value, ""), fmtValue(v.limit, "")], (v) => (v.state === "resolved" ? "ok" : v.severity === "critical" ? "crit" : "warn"));
-    $("no-violations").classList.toggle("hidden", d.violations.length > 0);
     fillTable($("commands"), d.commands, (c) => [clock(c.timestamp), c.strategy, c.status + (c.error ? ": " + c.error : ""), c.operator || ""],
       (c) => (c.status === "success" ? "ok" : "crit"));
     $("no-commands").classList.toggle("hidden", d.commands.length > 0);
@@ -245,6 +242,25 @@
       cells(it).forEach((text, i) => tr.append(h("td", i > 0 && /^[–↓\d]/.test(String(text)) ? "num" : "", text)));
       tbody.append(tr);
     }
+  }
+
+  function duration(s) {
+    if (typeof s !== "number") return "–";
+    const r = Math.round(s);
+    return r < 60 ? r + "s" : r < 3600 ? Math.floor(r / 60) + "m" + String(r % 60).padStart(2, "0") + "s"
+      : Math.floor(r / 3600) + "h" + String(Math.floor((r % 3600) / 60)).padStart(2, "0") + "m";
+  }
+
+  /* The host's alert log from the aggregator's store: one row per alert, newest first. */
+  async function loadAlerts() {
+    const res = await fetch("/api/alerts?host=" + encodeURIComponent(HOST));
+    if (!res.ok) return;
+    const alerts = (await res.json()).alerts;
+    fillTable($("violations"), alerts, (a) => [clock(a.fired), "#" + a.id, a.severity, a.metric, fmtValue(a.value, ""),
+      fmtValue(a.limit, ""), duration(a.duration_s) + (a.active ? " (active)" : ""), a.acked_by || ""],
+      (a) => (!a.active ? "ok" : a.severity === "critical" ? "crit" : "warn"));
+    $("no-violations").classList.toggle("hidden", alerts.length > 0);
+    document.body.dataset.alerts = String(alerts.length);
   }
 
   async function loadRange(seconds) {
@@ -276,6 +292,8 @@
       $("command-form").addEventListener("submit", sendCommand);
     }
     window.addEventListener("resize", () => { for (const c of [...groupCharts.values(), ...state.charts.values()]) c.schedule(); });
+    loadAlerts().catch(() => {});
+    setInterval(() => loadAlerts().catch(() => {}), 5000);
   }
 
   function parseParams(text) {
