@@ -234,3 +234,16 @@ def test_top_help_direct_sort_keys_reverse_pause_and_down_hosts_after_live_ones(
     tmux.keys("p")
     tmux.wait_for(lambda s: "PAUSED" not in s and "zlive1" in s, what="resumed")
     tmux.keys("q")
+
+
+def test_top_host_detail_shows_the_alert_log_from_the_store(mesh, tmux, tmp_path):
+    from tests.recordings import write_recording
+    mesh.aggregator("--replay", str(write_recording(tmp_path / "demo.rec", seconds=10, breach=(2, 7))),
+                    "--budget", "cpu_percent=50")
+    tmux.type(top_command(mesh.connect))
+    tmux.wait_for(lambda s: "web01" in s and "connected" in s, what="web01")
+    tmux.keys("Enter")
+    screen = tmux.wait_for(lambda s: "Alert log" in s and re.search(r"\d+ +\d\d:\d\d:\d\d +cpu_percent +critical", s),
+                           timeout=30, what="the alert log in web01's detail")
+    assert "Traceback" not in screen
+    tmux.keys("q")

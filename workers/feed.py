@@ -28,6 +28,8 @@ class Feed(threading.Thread):
         self.stopping = threading.Event()
         self.ever_connected = False
         self.failures = 0
+        self.alerts_host: str | None = None          # whose alert log to keep (top's detail view)
+        self.alerts: tuple[str | None, list] = (None, [])   # (host, its newest alerts from the store)
 
     def stop(self, timeout_s: float = 3.0) -> None:
         self.stopping.set()
@@ -59,6 +61,13 @@ class Feed(threading.Thread):
                     self.ever_connected = True
                     with self.lock:
                         self.model.apply_status(status)
+                    host = self.alerts_host
+                    if host is not None:
+                        try:
+                            log = api.alerts(host, time.time() - 7 * 86400, limit=8, timeout_s=1.0)
+                            self.alerts = (host, list(log.get("alerts", [])))
+                        except Unreachable:
+                            pass
         finally:
             sub.close()
             api.close()

@@ -27,6 +27,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from perfmesh.model.duration import format_duration
 from perfmesh.views.cells import bar, compact_bytes, level, sparkline
 from perfmesh.views.dashboard import FleetModel, HostDetail, HostRow
 from perfmesh.views.top import HELP, TopState, parse_keys
@@ -210,7 +211,7 @@ def _when(ts: Any) -> str:
     return time.strftime("%H:%M:%S", time.localtime(ts)) if isinstance(ts, (int, float)) else "--:--:--"
 
 
-def detail_view(d: HostDetail, width: int, height: int) -> Group:
+def detail_view(d: HostDetail, width: int, height: int, alerts: list | None = None) -> Group:
     r = d.row
     head = Text.assemble((safe_text(r.name), "bold"), "  ",
                          ("up" if r.alive else "DOWN", "green" if r.alive else "bold red"),
@@ -273,6 +274,17 @@ def detail_view(d: HostDetail, width: int, height: int) -> Group:
         events.add_row(_when(ts), msg)
     if merged:
         parts += [Text("Recent violations and commands", style="bold cyan"), events]
+    if alerts:
+        log = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=True, header_style="bold")
+        for col in ("ID", "FIRED", "METRIC", "SEVERITY", "DURATION", "ACK"):
+            log.add_column(col, no_wrap=True, overflow="ellipsis")
+        for a in alerts[:max(2, height - 24)]:
+            style = "green" if not a.get("active") else "bold red" if a.get("severity") == "critical" else "yellow"
+            log.add_row(str(a.get("id")), _when(a.get("fired")), Text(safe_text(a.get("metric"))),
+                        Text(safe_text(a.get("severity")), style=style),
+                        format_duration(a.get("duration_s") or 0) + (" active" if a.get("active") else ""),
+                        Text(safe_text(a.get("acked_by") or "-")))
+        parts += [Text("Alert log (perfmesh alerts ack ID acknowledges)", style="bold cyan"), log]
     for b in d.bottlenecks[:2]:
         parts.append(Text(safe_text(f"bottleneck: {b.get('description', b.get('kind'))}"
                                     + (f" — try {b['recommended_strategy']}" if b.get("recommended_strategy") else "")),
@@ -301,7 +313,10 @@ def render(model: FleetModel, state: TopState, endpoint: Endpoint, width: int, h
     if state.help:
         parts.append(help_view())
     elif detail is not None:
-        parts.append(detail_view(detail, width, height - 3))
+        if feed is not None:
+            feed.alerts_host = state.detail_host             # the feed fetches its alert log
+        log = feed.alerts[1] if feed is not None and feed.alerts[0] == state.detail_host else None
+        parts.append(detail_view(detail, width, height - 3, log))
     elif rows:
         parts.append(fleet_table(rows, state, width, height - 6))
     elif model.hosts:
