@@ -217,3 +217,14 @@ def test_in_process_replay_counts_malformed_batches_in_the_summary(tmp_path, cap
     w.close()
     assert main(["replay", str(tmp_path / "odd.rec")]) == 0
     assert "skipped 1 malformed batch(es)" in capsys.readouterr().out
+
+
+def test_replay_tries_other_budget_delays_and_clear_levels(tmp_path):
+    """--budget-delay 0 fires on the first sample over (T0 + 60), the default on the 3rd."""
+    path = write_recording(tmp_path / "incident.rec")
+    at_once = run_cli("replay", str(path), "--budget", "cpu_percent=50", "--budget-delay", "0", "--json")
+    quiet = run_cli("replay", str(path), "--budget", "cpu_percent=50", "--json")
+    fired = [[json.loads(line)["timestamp"] for line in res.stdout.splitlines()
+              if json.loads(line).get("source") == "budget" and json.loads(line).get("state") == "firing"]
+             for res in (at_once, quiet)]
+    assert fired == [[T0 + 60], [T0 + 62]]

@@ -16,6 +16,7 @@ HOSTS = [{"name": "web01", "info": {"labels": {"role": "web"}}}, {"name": "web02
     ("web*", ["web01", "web02"]), ("db1,web0[2]", ["db1", "web02"]), ("*", ["db1", "db2", "web01", "web02"]),
     ("group:db", ["db1"]), ("group:dc=east", ["db1"]), ("group:edge", ["db2"]),
     ("web99", ["web99"]),                       # one plain name goes through as is
+    ("web99,db*", ["db1", "db2", "web99"]),     # so does a name in a list (the aggregator refuses it)
 ])
 def test_a_target_selects_the_known_hosts_it_names(text, expected):
     groups = {"edge": lambda host: host == "db2"}      # no config group db: the label value decides

@@ -4,7 +4,8 @@ A target is one of:
 
 - a host name: ``web01`` (passed through as is: the aggregator says when it does not know it);
 - a glob: ``'web*'``, ``'db-[0-9]'`` (matched against the hosts the aggregator knows);
-- a comma list of names and globs: ``web01,web02,'db*'``;
+- a comma list of names and globs: ``web01,web02,'db*'`` (a name in it is kept even when the
+  aggregator does not know it, so its refusal shows in the results);
 - ``group:NAME``: the hosts of the config file's ``[groups.NAME]``, or else the hosts whose
   agent declared a label with the value NAME (``--label role=db`` is in ``group:db``);
   ``group:KEY=VALUE`` names the label exactly.
@@ -76,8 +77,9 @@ def select(target: Target, hosts: Sequence[Mapping[str, Any]],
             key, sep, value = target.group.partition("=")
             label_key, label_value = (key, value) if sep else (None, key)
             chosen = sorted(str(h.get("name")) for h in hosts if _labelled(h, label_key, label_value))
-    else:
-        chosen = [n for n in names if any(p == n or fnmatch.fnmatchcase(n, p) for p in target.patterns)]
+    else:   # a plain name is kept even when unknown: the aggregator's refusal names it in the table
+        plain = [p for p in target.patterns if not _GLOB.search(p)]
+        chosen = sorted({*plain, *(n for n in names if any(fnmatch.fnmatchcase(n, p) for p in target.patterns))})
     if not chosen:
         known = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "") or "none"
         where = f"; groups in the config: {', '.join(sorted(groups))}" if target.group is not None and groups else ""

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from .flags import parse_duration
+from .flags import _clear_percent, _count, parse_duration
 
 def parse_speed(text: str) -> float:
     try:
@@ -39,6 +39,10 @@ def add_parsers(sub: Any, connect: Callable[[argparse.ArgumentParser], None],
                      help="perfmesh.toml whose budgets, groups and [[alerts]] to try")
     rep.add_argument("--budget", type=budget, action="append", default=[], metavar="NAME=LIMIT",
                      help="override a budget limit (repeatable)")
+    rep.add_argument("--budget-delay", type=_count, default=None, metavar="SAMPLES",
+                     help="try another budget delay (samples over before a violation fires; 0: at once)")
+    rep.add_argument("--budget-clear", type=_clear_percent, default=None, metavar="PERCENT",
+                     help="try another budget clear level (percent under the limit to resolve; 0: at the limit)")
     rep.add_argument("--speed", type=parse_speed, default=0.0, metavar="X",
                      help="0: as fast as possible (default), 1: real time, 10: ten times faster")
     rep.add_argument("--json", action="store_true", help="one JSON object per alert, then a summary")
@@ -53,7 +57,8 @@ def cmd_record(args: argparse.Namespace) -> int:
                              hosts=tuple(args.host), duration_s=args.duration))
 
 
-def replay_setup(config_file: str | None, overrides: dict[str, float]) -> tuple[Any, Any]:
+def replay_setup(config_file: str | None, overrides: dict[str, float],
+                 quiet: dict[str, Any] | None = None) -> tuple[Any, Any]:
     """The FleetConfig and AlertEngine the aggregator would build from this file and these
     flags (budgets per host and group, alert rules, violation and bottleneck alerts)."""
     from perfmesh.config.schema import Config, load
@@ -61,7 +66,7 @@ def replay_setup(config_file: str | None, overrides: dict[str, float]) -> tuple[
     from perfmesh.mesh.fleet import FleetConfig
     from perfmesh.rules.alerting import AlertEngine
     cfg = load(config_file) if config_file else Config()
-    s = aggregator_settings(cfg, {})
+    s = aggregator_settings(cfg, quiet or {})
 
     def limits_for(host: str) -> dict[str, float]:
         return cfg.budgets_for(host, overrides)
@@ -86,7 +91,8 @@ def cmd_replay(args: argparse.Namespace, out=None, err=None) -> int:
         if feeder.problem is not None:
             (err or sys.stderr).write(f"perfmesh replay: WARNING: {feeder.problem}\n")
         return 0
-    fleet, engine = replay_setup(args.config, dict(args.budget))
+    fleet, engine = replay_setup(args.config, dict(args.budget), {
+        "budget_for_samples": args.budget_delay, "budget_clear_percent": args.budget_clear})
     return run_replay(args.file, fleet, engine, out or sys.stdout, err or sys.stderr,
                       speed=args.speed, as_json=args.json)
 
