@@ -39,6 +39,14 @@ def test_rows_fold_into_one_entry_per_alert_with_duration_peak_and_first_ack():
     assert (e[2]["active"], e[2]["duration_s"], e[2]["acked_by"]) == (True, 80.0, None)
 
 
+def test_an_alert_whose_end_was_never_recorded_is_closed_by_a_new_firing_of_the_same_metric():
+    rows = [(1, "a", fire("cpu_percent", 12.0, started=10.0)), (2, "a", fire("cpu_percent", 80.0, started=78.0))]
+    old, new = fold(rows, now=100.0)
+    assert (old["active"], old["resolved"], old["duration_s"]) == (False, None, None)
+    assert (new["id"], new["active"], new["duration_s"]) == (2, True, 22.0)
+    assert [e["id"] for e in page([old, new], AlertQuery(since=50.0))[0]] == [2]
+
+
 def test_pages_are_newest_first_and_filter_by_host_since_and_active():
     entries = fold(ROWS, now=100.0)
     first, cursor = page(entries, AlertQuery(limit=2))

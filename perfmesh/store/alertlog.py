@@ -3,8 +3,9 @@ aggregator recorded it, and each acknowledgement) folded into one entry per aler
 
 An entry: ``id`` (the row of its first firing), ``host``, ``metric``, ``category``, ``severity``
 (the worst it reached), ``value`` (at firing), ``peak``, ``limit``, ``fired`` (when the condition
-began), ``resolved`` (None while active), ``duration_s`` (fired to resolved, or to ``now`` while
-active), ``active``, ``acked_by`` and ``acked_at``. Pure: rows and ``now`` come in.
+began), ``resolved`` (None while active, or when its end was never recorded: the aggregator
+restarted and the same alert fired anew), ``duration_s`` (fired to resolved, or to ``now``
+while active), ``active``, ``acked_by`` and ``acked_at``. Pure: rows and ``now`` come in.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ def fold(rows: Iterable[tuple[int, str, dict[str, Any]]], now: float) -> list[di
                 del open_[key]
             continue
         value = rec.get("value")
+        if entry is not None and "started" in rec and float(rec["started"]) != entry["fired"]:
+            entry["active"] = False       # never resolved in the log (the aggregator restarted): ended unseen
+            entry = None
         if entry is None:
             fired = float(rec.get("started", ts))
             entry = open_[key] = entries[row_id] = {
@@ -62,7 +66,7 @@ def page(entries: list[dict[str, Any]], q: AlertQuery) -> tuple[list[dict[str, A
     chosen = [e for e in reversed(entries)
               if (q.host is None or e["host"] == q.host)
               and (not q.active or e["active"])
-              and (e["active"] or e["resolved"] >= q.since or e["fired"] >= q.since)
+              and (e["active"] or (e["resolved"] or e["fired"]) >= q.since)
               and (q.before is None or e["id"] < q.before)]
     out = chosen[:q.limit]
     return out, (out[-1]["id"] if len(chosen) > q.limit else None)
