@@ -46,7 +46,7 @@ def parse_duration(text: str) -> float:
     try:
         return _parse_duration(text)
     except ConfigError:
-        raise argparse.ArgumentTypeError(f"{text!r} must be {EXPECTED}") from None
+        raise argparse.ArgumentTypeError(f"duration {text!r} must be {EXPECTED}") from None
 
 
 def _positive_int(text: str) -> int:
