@@ -98,3 +98,22 @@ def test_a_label_group_all_succeeding_exits_0_and_dry_run_only_lists(three_agent
     assert "gc_collect on 2 hosts: 2 succeeded, 0 failed, 0 skipped" in res.stdout
     res = three_agents.cli("command", "nothing*", "gc_collect")
     assert res.returncode == 1 and res.stderr.count("\n") == 1 and "matches no host" in res.stderr
+
+
+def test_agent_labels_come_from_the_flag_or_the_agent_table_and_are_checked():
+    from perfmesh.config.schema import loads
+    from perfmesh.config.settings import agent_settings
+    from perfmesh.errors import ConfigError
+    from perfmesh.mesh.admission import register_info
+    from workers.cli.args import build_parser
+    cfg = loads('version = 1\n[agent]\nlabels = { role = "db", dc = "east" }\n')
+    assert agent_settings(cfg, {})["labels"] == {"role": "db", "dc": "east"}
+    assert agent_settings(cfg, {"labels": {"role": "web"}})["labels"] == {"role": "web"}
+    with pytest.raises(ConfigError, match="agent.labels"):
+        loads('version = 1\n[agent]\nlabels = { role = "d b" }\n')
+    assert build_parser().parse_args(["agent", "--label", "role=db"]).label == [("role", "db")]
+    with pytest.raises(Exception, match="label 'role' must be KEY=VALUE"):
+        build_parser().parse_args(["agent", "--label", "role"])
+    # the aggregator keeps well-formed labels and drops a malformed set
+    assert register_info({"labels": {"role": "db"}}) == {"labels": {"role": "db"}}
+    assert register_info({"labels": {"role": "\x1b[31m"}}) == {}
