@@ -30,11 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     def connect(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--connect", default=DEFAULT_CONNECT, metavar="HOST[:BASE]", action=_Given,
-                        help=f"aggregator address (default {DEFAULT_CONNECT})")
+                        help=f"aggregator address (an operator without it: $PERFMESH_CONNECT, else [client] connect; default {DEFAULT_CONNECT})")
         sp.add_argument("--key", default=None, metavar="SECRET_FILE", action=_Given,
-                        help="this client's CURVE secret key (NAME.key_secret)")
+                        help="this client's CURVE secret key (NAME.key_secret; or $PERFMESH_KEY)")
         sp.add_argument("--server-key", default=None, metavar="PUBLIC_FILE", action=_Given,
-                        help="the aggregator's public key (aggregator.key)")
+                        help="the aggregator's public key (aggregator.key; or $PERFMESH_SERVER_KEY)")
         sp.add_argument("--insecure", action=_Given, nargs=0, const=True, default=False,
                         help="allow a non-loopback aggregator without encryption")
 
