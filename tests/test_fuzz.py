@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from perfmesh.protocol import wire
 from perfmesh.protocol.batch import SchemaCache, decode_batch, make_body
 from perfmesh.errors import WireError
-from tests.conftest import run_cli
+from tests.conftest import coverage_paused, run_cli
 from tests.waiting import wait_until
 from tests.secure_mesh import FakeAggregator, Keys, Operator, curve, rss_kb, wait_handshake
 
@@ -246,7 +246,8 @@ def build(n: int, seed: int, make: Callable[[Corpus], list[bytes]], rejects: Cal
 
 @pytest.fixture(scope="module")
 def templates() -> list[Any]:
-    return hypothesis_templates(1500)
+    with coverage_paused():     # hypothesis drawing inputs: none of our code runs, a tracer only slows it
+        return hypothesis_templates(1500)
 
 
 # ------------------------------------------------------------------------ aggregator
