@@ -48,7 +48,7 @@ class Tmux:
             seen[0] = text = self.screen()
             return text if predicate(text) else None
         try:
-            return wait_until(shown, timeout, what, poll_s=0.1)
+            return wait_until(shown, timeout, what, poll_s=0.2)
         except AssertionError:
             raise AssertionError(f"screen never showed {what}:\n{seen[0]}") from None
 
@@ -89,7 +89,8 @@ def test_top_shows_both_hosts_and_reacts_to_sort_filter_detail_and_quit(mesh, tm
     screen = tmux.wait_for(lambda s: "filter: bet" in s and "beta" in s and "alpha" not in s, what="filter to beta")
 
     tmux.keys("Enter")
-    screen = tmux.wait_for(lambda s: "Per CPU" in s and "IFACE" in s, what="beta's detail")
+    # the whole frame drawn (its footer too), not one captured while the terminal is redrawn
+    screen = tmux.wait_for(lambda s: "Per CPU" in s and "IFACE" in s and "back" in s, what="beta's detail")
     assert "beta" in screen and "back" in screen
     tmux.keys("Escape")
     tmux.wait_for(lambda s: "Per CPU" not in s and "HOST" in s, what="back to the fleet")
