@@ -23,14 +23,24 @@ def events(res: subprocess.CompletedProcess) -> list[dict]:
     return [json.loads(line) for line in res.stdout.splitlines()]
 
 
+def start_two_hosts(mesh, traced: bool = True):
+    mesh.aggregator(traced=traced)
+    mesh.agent("web01", traced=traced)
+    mesh.agent("web02", traced=traced)
+    mesh.wait_hosts("web01", "web02")
+    return mesh
+
+
 @pytest.fixture
 def two_hosts(mesh):
     """Two hosts of its own, for a test that kills or garbles something."""
-    mesh.aggregator()
-    mesh.agent("web01")
-    mesh.agent("web02")
-    mesh.wait_hosts("web01", "web02")
-    return mesh
+    return start_two_hosts(mesh)
+
+
+@pytest.fixture
+def two_hosts_untraced(mesh):
+    """Two hosts whose shutdown a test times: without coverage, whose save at exit adds to it."""
+    return start_two_hosts(mesh, traced=False)
 
 
 @pytest.fixture(scope="module")
@@ -201,10 +211,10 @@ def test_garbage_on_every_socket_changes_nothing(two_hosts):
     assert two_hosts.cli("command", "web01", "gc_collect").returncode == 0
 
 
-def test_sigterm_stops_every_process_within_two_seconds_without_orphans(two_hosts):
-    host = next(h for h in two_hosts.status()["hosts"] if h["name"] == "web01")
+def test_sigterm_stops_every_process_within_two_seconds_without_orphans(two_hosts_untraced):
+    host = next(h for h in two_hosts_untraced.status()["hosts"] if h["name"] == "web01")
     pids = [c["pid"] for c in host["collectors"]]
-    agent = two_hosts.procs[1]
+    agent = two_hosts_untraced.procs[1]
     t0 = time.monotonic()
     agent.send_signal(signal.SIGTERM)
     agent.wait(5)
@@ -213,18 +223,18 @@ def test_sigterm_stops_every_process_within_two_seconds_without_orphans(two_host
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
-    agg = two_hosts.procs[0]
+    agg = two_hosts_untraced.procs[0]
     t0 = time.monotonic()
     agg.send_signal(signal.SIGINT)
     agg.wait(5)
     assert time.monotonic() - t0 < 2.0 and agg.returncode == 0
 
 
-def test_agent_sigkilled_leaves_no_orphan_collectors(two_hosts):
-    host = next(h for h in two_hosts.status()["hosts"] if h["name"] == "web02")
+def test_agent_sigkilled_leaves_no_orphan_collectors(two_hosts_untraced):
+    host = next(h for h in two_hosts_untraced.status()["hosts"] if h["name"] == "web02")
     pids = [c["pid"] for c in host["collectors"]]
-    two_hosts.procs[2].kill()
-    two_hosts.procs[2].wait(5)
+    two_hosts_untraced.procs[2].kill()
+    two_hosts_untraced.procs[2].wait(5)
     wait_until(lambda: not [p for p in pids if _alive(p)], 3, "the orphaned collectors gone")
     assert [p for p in pids if _alive(p)] == []
 
