@@ -17,6 +17,7 @@ from typing import Any
 import zmq
 
 from perfmesh.protocol import wire
+from tests.waiting import wait_until
 from workers.client import ApiClient
 from workers.security import ROLES, ClientKeys, load_secret, new_keypair
 from workers.transport import Endpoint
@@ -55,6 +56,24 @@ class Keys:
 
     def endpoint(self, base: int, secret: Path) -> Endpoint:
         return Endpoint("127.0.0.1", base, self.client(secret))
+
+    def wait_allowed(self, base: int, secret: Path, role: str, timeout_s: float = 10.0) -> None:
+        """Until the aggregator on ``base`` accepts this key's CURVE handshake (it reloads its
+        allowlists every second): on the control port for agents, on the api port otherwise."""
+        url = f"tcp://127.0.0.1:{base + (1 if role == 'agents' else 3)}"
+        ctx = zmq.Context()
+
+        def accepted() -> bool:
+            sock = curve(ctx.socket(zmq.DEALER), self, secret)
+            sock.linger = 0
+            try:
+                return wait_handshake(sock, url, timeout_s=2.0)
+            finally:
+                sock.close(0)
+        try:
+            wait_until(accepted, timeout_s, f"the aggregator accepting {role} key {secret.stem}", poll_s=0.1)
+        finally:
+            ctx.term()
 
 
 def curve(sock: zmq.Socket, keys: Keys, secret: Path) -> zmq.Socket:
@@ -102,19 +121,17 @@ class Operator:
         return {h["name"]: h for h in self.status()["hosts"]}
 
     def wait_hosts(self, *names: str, timeout_s: float = 15.0, logs: str = "") -> dict[str, dict]:
-        deadline = time.monotonic() + timeout_s
-        hosts: dict[str, dict] = {}
-        while time.monotonic() < deadline:
-            try:
-                hosts = self.hosts()
-            except Exception:  # noqa: BLE001 - the aggregator may still be starting
-                time.sleep(0.2)
-                continue
-            if all(n in hosts and hosts[n]["alive"] and hosts[n]["registered"]
-                   and hosts[n]["counters"]["batches"] > 3 for n in names):
-                return hosts
-            time.sleep(0.2)
-        raise AssertionError(f"hosts {names} not up within {timeout_s}s: {json.dumps(hosts)[:1500]}\n{logs}")
+        seen: dict[str, dict] = {}
+
+        def up() -> dict[str, dict] | None:
+            seen.clear()
+            seen.update(self.hosts())
+            return seen if all(n in seen and seen[n]["alive"] and seen[n]["registered"]
+                               and seen[n]["counters"]["batches"] > 3 for n in names) else None
+        try:   # the aggregator may still be starting: Unreachable counts as "not yet"
+            return dict(wait_until(up, timeout_s, f"hosts {names} up", poll_s=0.1, retry_on=(Exception,)))
+        except AssertionError:
+            raise AssertionError(f"hosts {names} not up within {timeout_s}s: {json.dumps(seen)[:1500]}\n{logs}") from None
 
     def close(self) -> None:
         self.api.close()

@@ -6,11 +6,12 @@ import json
 import shutil
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+
+from tests.waiting import wait_until
 
 PROMETHEUS = "prometheus"                    # Debian package prometheus: /usr/bin/prometheus
 ALERTMANAGER = "prometheus-alertmanager"     # Debian package prometheus-alertmanager
@@ -36,18 +37,7 @@ def get_json(url: str, timeout: float = 5.0):
 
 def poll(fn, timeout: float, what: str, interval: float = 0.25):
     """Call ``fn`` until it returns something truthy; AssertionError naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-        except (OSError, ValueError, urllib.error.URLError) as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    raise AssertionError(f"{what} within {timeout}s; last: {last!r:.2000}")
+    return wait_until(fn, timeout, what, poll_s=interval, retry_on=(OSError, ValueError, urllib.error.URLError))
 
 
 class Server:

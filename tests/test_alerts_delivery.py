@@ -11,6 +11,7 @@ import pytest
 
 from perfmesh.rules.alerting import Alert, AlertEngine, AlertRule
 from perfmesh.mesh.fleet import Event
+from tests.waiting import wait_until
 from workers.alerts import (
     AlertmanagerTarget, AlertSink, HttpOutbox, WebhookTarget, am_alert, rfc3339)
 
@@ -43,13 +44,10 @@ class Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def wait(self, n, timeout=10.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def arrived():
             with self.lock:
-                if len(self.requests) >= n:
-                    return list(self.requests)
-            time.sleep(0.01)
-        raise AssertionError(f"only {len(self.requests)} of {n} requests arrived")
+                return list(self.requests) if len(self.requests) >= n else None
+        return wait_until(arrived, timeout, f"{n} requests arriving", poll_s=0.01)
 
     def close(self):
         self.server.shutdown()
@@ -105,9 +103,7 @@ def test_webhook_sends_firing_then_resolved_in_order(receiver):
     target.deliver([alert("resolved", ts=130.0, value=40.0)], 130.0)
     target.tick(131.0)
     reqs = r.wait(1)
-    deadline = time.monotonic() + 5
-    while sum(len(b["alerts"]) for _, _, _, b in r.requests) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: sum(len(b["alerts"]) for _, _, _, b in r.requests) >= 2, 5, "2 deliveries", poll_s=0.01)
     target.close()
     states = [a["state"] for _, _, _, b in r.requests for a in b["alerts"]]
     assert states == ["firing", "resolved"] and reqs
@@ -120,7 +116,7 @@ def test_unreachable_receiver_is_retried_until_it_comes_up(receiver):
     r.close()
     target = WebhookTarget(f"http://127.0.0.1:{port}", backoff_s=0.05, max_backoff_s=0.2)
     target.deliver([alert()], 100.0)
-    time.sleep(0.3)
+    wait_until(lambda: target.outbox.stats["retries"] >= 2, 5, "two retries", poll_s=0.01)
     assert target.outbox.stats["retries"] >= 2 and target.outbox.pending == 1
     r2 = Receiver()
     r2.server.server_close()
@@ -186,7 +182,7 @@ def test_alertmanager_target_resends_firing_and_sends_resolved(receiver):
     am.deliver([alert("resolved", ts=111.0)], 111.0)
     am.tick(116.0)                     # nothing active any more
     reqs = r.wait(3)
-    time.sleep(0.1)
+    time.sleep(0.1)                    # the behaviour: no fourth request follows
     am.close()
     assert len(r.requests) == 3
     assert all(path == "/api/v2/alerts" for _, _, path, _ in reqs)
@@ -201,9 +197,7 @@ def test_alertmanager_severity_change_ends_the_old_alert(receiver):
     am.deliver([alert()], 100.0)
     am.deliver([alert(severity="critical", previous_severity="warning", ts=101.0)], 101.0)
     r.wait(1)
-    deadline = time.monotonic() + 5
-    while sum(len(b) for *_, b in r.requests) < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: sum(len(b) for *_, b in r.requests) >= 3, 5, "3 deliveries", poll_s=0.01)
     am.close()
     sent = [(x["labels"]["severity"], x["endsAt"]) for *_, b in r.requests for x in b]
     assert sent == [("warning", rfc3339(340.0)), ("warning", rfc3339(101.0)),
@@ -222,9 +216,7 @@ def test_sink_turns_events_and_snapshots_into_deliveries(receiver):
                                              "severity": "critical", "state": "firing",
                                              "timestamp": 1.0}, "memory")], 1.0)
     sink.on_snapshot({"time": 2.0, "hosts": [], "latest": {"h": {"cpu_percent": (2.0, 75.0, "cpu", "%")}}}, 2.0)
-    deadline = time.monotonic() + 5
-    while sum(len(b["alerts"]) for *_, b in r.requests) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: sum(len(b["alerts"]) for *_, b in r.requests) >= 2, 5, "2 deliveries", poll_s=0.01)
     sink.close()
     names = sorted(a["name"] for *_, b in r.requests for a in b["alerts"])
     assert names == ["budget_violation", "cpu-high"]
@@ -271,8 +263,6 @@ def test_a_failing_target_does_not_stop_the_sink(receiver):
     sink = AlertSink(AlertEngine(), [Broken()])
     sink.on_snapshot({"time": 1.0, "hosts": []}, 1.0)
     sink.on_snapshot({"time": 2.0, "hosts": []}, 2.0)
-    deadline = time.monotonic() + 5
-    while len(calls) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: len(calls) >= 2, 5, "2 deliveries", poll_s=0.01)
     sink.close()
     assert calls == [1.0, 2.0]

@@ -22,6 +22,7 @@ from perfmesh.protocol import wire
 from perfmesh.protocol.batch import SchemaCache, batch_metrics, decode_batch
 
 from .conftest import ROOT, free_base_port
+from .waiting import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -279,20 +280,20 @@ class Service:
             while not stop.is_set():
                 self.get(f"/item/{i % 7}")
                 i += 1
-                time.sleep(0.02)
+                time.sleep(0.02)    # pacing: steady traffic, not a burst
         t = threading.Thread(target=run, daemon=True)
         t.start()
         return t
 
 
 def wait_registered(mesh, name: str, strategy: str, timeout_s: float = 15.0) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def registered() -> dict | None:
         host = next((h for h in mesh.status()["hosts"] if h["name"] == name), None)
-        if host and host["alive"] and strategy in host["info"].get("strategies", []):
-            return host
-        time.sleep(0.2)
-    raise AssertionError(f"{name} did not register {strategy} within {timeout_s}s\n{mesh.logs()}")
+        return host if host and host["alive"] and strategy in host["info"].get("strategies", []) else None
+    try:
+        return wait_until(registered, timeout_s, f"{name} registering {strategy}", poll_s=0.1)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{mesh.logs()}") from None
 
 
 @pytest.fixture

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from perfmesh import PerformanceManager
 from perfmesh.errors import ConfigError
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.timeout(60)]
 
@@ -19,12 +18,8 @@ def test_mesh_config_supplies_address_name_and_interval(mesh, tmp_path):
     manager = PerformanceManager(mesh_config=str(cfg), mesh_state_dir=str(tmp_path / "state"))
     try:
         assert manager.mesh_agent.name == "cfgapp" and manager.mesh_agent.config.interval_s == 0.5
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            hosts = {h["name"]: h for h in mesh.status()["hosts"]}
-            if hosts.get("cfgapp", {}).get("registered"):
-                break
-            time.sleep(0.2)
+        hosts = wait_until(lambda: (hs := {h["name"]: h for h in mesh.status()["hosts"]})
+                           .get("cfgapp", {}).get("registered") and hs, 15, "cfgapp registered", poll_s=0.1)
         assert hosts["cfgapp"]["alive"] and "gc_collect" in hosts["cfgapp"]["info"]["strategies"]
     finally:
         manager.close()

@@ -17,6 +17,7 @@ from perfmesh.errors import ConfigError
 from perfmesh.collect.psutil_source import PsutilSource
 from perfmesh.model.snapshots import CpuTimes, DiskCounters, LoadAvg, MemoryInfo, NetCounters, SwapInfo
 from perfmesh.collect.sources import ProcSource, Source, StdlibSource, default_source
+from tests.waiting import wait_until
 
 GIB = 1024**3
 
@@ -516,12 +517,7 @@ def test_collector_without_psutil_gets_cpu_and_memory_from_proc():
 
 
 def wait_for(predicate, timeout_s=5.0):
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
+    return wait_until(predicate, timeout_s, "the condition", poll_s=0.005)
 
 
 def test_background_thread_samples_and_stops_promptly():

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from tests.conftest import ROOT
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.timeout(90)]
 
@@ -31,19 +32,15 @@ def test_a_command_in_flight_when_the_agent_is_killed_ends_unknown_outcome(mesh)
                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True)
     mesh.procs.append(app)
     assert app.stdout.readline().strip() == "ready"
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        hosts = {h["name"]: h for h in mesh.status()["hosts"]}
-        if "slow" in (hosts.get("slowapp", {}).get("info", {}).get("strategies") or []):
-            break
-        time.sleep(0.2)
-    else:
-        raise AssertionError(f"slowapp never offered its strategy: {hosts}")
+    wait_until(lambda: "slow" in (next((h for h in mesh.status()["hosts"] if h["name"] == "slowapp"), {})
+                                  .get("info", {}).get("strategies") or []), 15, "slowapp offering its strategy")
     command = subprocess.Popen([sys.executable, "-m", "workers", "command", "slowapp", "slow", "--json",
                                 "--timeout", "30", "--connect", mesh.connect],
                                cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)                      # the strategy is running on the agent now
+    agent_audit = mesh.tmp / "slowapp" / "audit.log"
+    wait_until(lambda: agent_audit.exists() and '"strategy": "slow"' in agent_audit.read_text(), 15,
+               "the agent running the command")    # it audits a command, then starts it
     app.send_signal(signal.SIGKILL)
     t0 = time.monotonic()
     out, err = command.communicate(timeout=30)

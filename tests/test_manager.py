@@ -16,6 +16,7 @@ from perfmesh.inproc.manager import PerformanceManager
 from perfmesh.optimize.engine import OptimizationEngine
 from perfmesh.model.params import Param
 from perfmesh.model.snapshots import CpuTimes, DiskCounters, LoadAvg, MemoryInfo, SwapInfo
+from tests import waiting
 
 GIB = 1024**3
 
@@ -88,11 +89,7 @@ def make_manager(source=None, clock=None, **kwargs):
 
 
 def wait_until(predicate, timeout_s=5.0):
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.005)
+    return waiting.wait_until(predicate, timeout_s, "the condition", poll_s=0.005)
 
 
 # -- profiles -------------------------------------------------------------------------------
@@ -368,7 +365,7 @@ def test_monitoring_builds_profiles_every_interval_and_stops_promptly():
     assert time.monotonic() - start < 1.0
     assert not manager.is_monitoring
     count = len(manager.get_performance_history())
-    time.sleep(0.06)
+    time.sleep(0.06)     # the behaviour: no sample is added after stop
     assert len(manager.get_performance_history()) == count
 
 

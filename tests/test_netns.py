@@ -6,13 +6,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
 from workers.cli.up import stop_processes
 from tests.conftest import ROOT, free_base_port
 from tests.netns import Topology, netns_unavailable
+from tests.waiting import wait_until
 
 REASON = netns_unavailable()
 pytestmark = [pytest.mark.multiprocess, pytest.mark.netns, pytest.mark.timeout(120),
@@ -43,15 +43,18 @@ def test_metrics_and_commands_cross_namespaces(tmp_path):
                 return subprocess.run(perfmesh_in(topo, "hub", *args, "--connect", f"127.0.0.1:{base}"),
                                       env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=30)
 
-            deadline = time.monotonic() + 20
             hosts: dict = {}
-            while time.monotonic() < deadline:
+
+            def streaming() -> bool:
                 res = cli("status", "--json")
                 if res.returncode == 0:
-                    hosts = {h["name"]: h for h in json.loads(res.stdout)["hosts"]}
-                    if all(hosts.get(n, {}).get("counters", {}).get("batches", 0) > 5 for n in ("east01", "west01")):
-                        break
-                time.sleep(0.3)
+                    hosts.clear()
+                    hosts.update({h["name"]: h for h in json.loads(res.stdout)["hosts"]})
+                return all(hosts.get(n, {}).get("counters", {}).get("batches", 0) > 5 for n in ("east01", "west01"))
+            try:
+                wait_until(streaming, 20, "both hosts streaming", poll_s=0.3)
+            except AssertionError:
+                pass        # the assertion below says what is missing, with the logs
             logs = "".join(p.read_text() for p in tmp_path.glob("*.log"))
             assert set(hosts) == {"east01", "west01"}, logs
             got = cli("subscribe", "--type", "metric", "--json", "--count", "400")

@@ -14,7 +14,8 @@ import pytest
 from workers.cli.up import stop_processes
 from tests.conftest import ROOT, free_base_port
 from tests.netns import Topology, netns_unavailable
-from tests.test_reliability import check_every_sample, history_rows, max_spacing, spooled, wait_for
+from tests.test_reliability import check_every_sample, history_rows, max_spacing, spooled
+from tests.waiting import wait_until
 
 REASON = netns_unavailable()
 pytestmark = [pytest.mark.multiprocess, pytest.mark.netns, pytest.mark.timeout(120),
@@ -51,28 +52,42 @@ def test_partition_loses_no_sample_and_both_sides_notice_the_dead_peer(tmp_path)
                             "--name", "east01", "--interval", "0.2", "--insecure",
                             "--spool-dir", str(tmp_path / "spool"), "--state-dir", str(tmp_path / "state")),
                 env=ENV, cwd=ROOT, stdout=open(agent_log, "wb"), stderr=subprocess.STDOUT))
-            wait_for(lambda: host().get("counters", {}).get("batches", 0) > 10, 20, "east01 streaming")
-            time.sleep(1.0)
+            # streaming, with a second of live history (3 categories every 0.2 s) before the cut
+            wait_until(lambda: host().get("counters", {}).get("batches", 0) > 25, 20, "east01 streaming",
+                       poll_s=0.2)
 
             topo.set_link("east", False)
             t_cut = time.time()
-            down = wait_for(lambda: (h := host()) and not h["alive"] and h, 10, "aggregator marking east01 down")
+            down = wait_until(lambda: (h := host()) and not h["alive"] and h, 10, "aggregator marking east01 down",
+                              poll_s=0.2)
             assert time.time() - t_cut < 3 * 1.0 + 3, "dead peer noticed within 3 heartbeats (+ slack)"
-            wait_for(lambda: "no word from the aggregator" in agent_log.read_text(), 10,
+            wait_until(lambda: "no word from the aggregator" in agent_log.read_text(), 10,
                      "the agent logging that the aggregator is silent")
             batches_down = down["counters"]["batches"]
-            time.sleep(max(0.0, 30 - (time.time() - t_cut)))
+            time.sleep(max(0.0, 30 - (time.time() - t_cut)))     # the behaviour: a 30 s partition
             topo.set_link("east", True)
             t_heal = time.time()
 
-            healed = wait_for(lambda: (h := host()) and h["alive"] and h["counters"]["missing_batches"] == 0
+            healed = wait_until(lambda: (h := host()) and h["alive"] and h["counters"]["missing_batches"] == 0
                               and h["counters"]["backfilled"] > 0.8 * 30 * 20 and h, 30,
-                              "east01 back, the partition backfilled")
+                              "east01 back, the partition backfilled", poll_s=0.2)
             assert healed["counters"]["batches"] > batches_down
-            time.sleep(1.0)
+
+            def memory_rows() -> list[dict]:
+                return history_rows(cli("history", "--host", "east01", "--name", "memory_percent", "--json"))
+
+            # live samples again past the range whose spacing is checked (t_heal + 2)
+            wait_until(lambda: (rows := memory_rows()) and rows[-1]["timestamp"] > t_heal + 2.5, 20,
+                       "live history after the partition", poll_s=0.2, retry_on=(AssertionError,))
             procs[1].send_signal(signal.SIGTERM)
             procs[1].wait(10)
-            time.sleep(0.5)
+
+            def settled() -> bool:   # the writer has stored the last sample the aggregator accepted
+                last_seq = host()["last_seq"]
+                want = [ts for seq, ts in spooled(tmp_path / "spool") if seq <= last_seq]
+                rows = memory_rows()
+                return bool(want and rows and rows[-1]["timestamp"] == want[-1])
+            wait_until(settled, 10, "the last batches stored", poll_s=0.2, retry_on=(AssertionError, KeyError))
             final = host()
             c = final["counters"]
             assert c["lost_batches"] == 0 and c["missing_batches"] == 0 and c["duplicates"] == 0, c

@@ -22,7 +22,21 @@ def test_readme_python_examples_run_as_written():
 
 
 def test_ci_runs_exactly_the_readme_test_command():
-    command = "python -m pytest --cov=perfmesh --cov-fail-under=95"
+    command = "python -m pytest --cov=perfmesh --cov=workers --cov-fail-under=95"
     assert f"\n{command}\n" in README
     ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()
     assert ci[-1] == command
+
+
+def test_the_coverage_gate_measures_the_processes_the_tests_start():
+    """perfmesh/ and workers/ together, in every process: `python -m workers` subprocesses,
+    forked collectors (which leave through os._exit) and processes stopped with SIGTERM."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:     # Python 3.10: the project's tomli dependency
+        import tomli as tomllib
+    run = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["coverage"]["run"]
+    assert "--cov=perfmesh --cov=workers" in (ROOT / ".ci" / "run").read_text()
+    assert set(run["source"]) == {"perfmesh", "workers"}
+    assert {"subprocess", "fork", "_exit"} <= set(run["patch"])
+    assert run["sigterm"] is True and run["parallel"] is True

@@ -22,7 +22,8 @@ import pytest
 from perfmesh.protocol import wire
 from perfmesh.protocol.batch import parse_schema
 from perfmesh.store.spool import HEADER
-from tests.conftest import ROOT
+from tests.conftest import ROOT, untraced
+from tests.waiting import log_contains, tcp_connected, wait_until
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.timeout(90)]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -69,17 +70,6 @@ def max_spacing(stamps: list[float], lo: float, hi: float) -> float:
     return max((b - a for a, b in zip(inside, inside[1:])), default=float("inf"))
 
 
-def wait_for(predicate, timeout: float, what: str, poll: float = 0.5):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(poll)
-    raise AssertionError(f"{what} not within {timeout:g}s (last: {last!r})")
-
-
 def hosts_of(status: dict) -> dict[str, dict]:
     return {h["name"]: h for h in status["hosts"]}
 
@@ -88,6 +78,21 @@ def memory_kb(pid: int) -> tuple[int, int]:
     """(RSS, PSS) in kB of a process, from /proc/PID/smaps_rollup."""
     fields = dict(line.split()[:2] for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:])
     return int(fields["Rss:"]), int(fields["Pss:"])
+
+
+def history_settled(mesh, host: str, spool_dir: Path) -> bool:
+    """The aggregator has stored (its writer commits every 0.1 s) the last memory sample it
+    accepted from ``host``, as the agent's spool records it."""
+    last_seq = hosts_of(mesh.status())[host]["last_seq"]
+    want = [ts for seq, ts in spooled(spool_dir) if seq <= last_seq]
+    rows = mesh.history(host, "memory_percent")
+    return bool(want and rows and rows[-1][0] == want[-1])
+
+
+def live_batches(mesh, names: tuple[str, ...], at_least: int) -> bool:
+    """Every named host has sent at least ``at_least`` batches (live history to compare with)."""
+    hosts = hosts_of(mesh.status())
+    return all(hosts[n]["counters"]["batches"] >= at_least for n in names)
 
 
 def caught_up(mesh, names: tuple[str, ...], since_batches: dict[str, int] | None = None):
@@ -113,21 +118,26 @@ def test_every_sample_taken_while_the_aggregator_was_sigkilled_is_in_history_onc
     agg = mesh.aggregator()
     agents = {n: mesh.agent(n, "--spool-dir", str(mesh.tmp / f"spool-{n}")) for n in names}
     mesh.wait_hosts(*names)
-    time.sleep(1.0)
+    # a second of live history (3 categories every 0.2 s) before the outage
+    wait_until(lambda: live_batches(mesh, names, 15), 10, "a second of live batches", poll_s=0.1)
     agg.send_signal(signal.SIGKILL)
     agg.wait(5)
     t_kill = time.time()
-    time.sleep(10)
+    time.sleep(10)                        # the behaviour: the aggregator is away for 10 s
     t_back = time.time()
     mesh.aggregator()
-    hosts = wait_for(lambda: caught_up(mesh, names) and all(
+    hosts = wait_until(lambda: caught_up(mesh, names) and all(
         h["counters"]["backfilled"] >= 150 for h in hosts_of(mesh.status()).values()),
-        40, "both hosts backfilled and caught up")
-    time.sleep(1.0)
+        40, "both hosts backfilled and caught up", poll_s=0.2)
+    # live samples again past the range whose spacing is checked (t_back + 2)
+    wait_until(lambda: all((rows := mesh.history(n, "memory_percent")) and rows[-1][0] > t_back + 2.5
+                           for n in names),
+               20, "live history after the outage", poll_s=0.2)
     for p in agents.values():
         p.send_signal(signal.SIGTERM)
         p.wait(10)
-    time.sleep(0.5)                       # the writer thread commits every 0.1 s
+    for n in names:
+        wait_until(lambda: history_settled(mesh, n, mesh.tmp / f"spool-{n}"), 10, f"{n}'s last batches stored")
     hosts = hosts_of(mesh.status())
     for n in names:
         c = hosts[n]["counters"]
@@ -153,7 +163,7 @@ ctx = zmq.Context()
 pub = ctx.socket(zmq.PUB)
 pub.setsockopt(zmq.SNDHWM, 1_000_000)
 pub.connect(f"tcp://127.0.0.1:{port}")
-time.sleep(0.5)
+time.sleep(0.5)     # the aggregator's subscription reaches this PUB (not observable here)
 schema = wire.pack(["application", [[f"app_m{i}", "count", {}] for i in range(100)]])
 values = [float(i) for i in range(100)]
 topic = wire.topic("metric", "blast01")
@@ -172,11 +182,11 @@ pub.close(2000)
 
 def test_a_stopped_subscriber_does_not_slow_ingest(mesh):
     """Batches/s accepted with a SIGSTOPped subscriber holding unread stream data vs. without."""
-    mesh.aggregator()
-    time.sleep(1.0)
+    mesh.aggregator(traced=False)         # its ingest rate is measured
+    wait_until(log_contains(mesh.tmp / "aggregator.log", "listening on"), 15, "the aggregator listening")
     rate = 2000.0
     blaster = subprocess.Popen([sys.executable, "-c", BLASTER, str(mesh.base), str(rate), "40"],
-                               cwd=ROOT, env=ENV)
+                               cwd=ROOT, env=untraced(ENV))
     mesh.procs.append(blaster)
 
     def batches() -> int:
@@ -184,18 +194,18 @@ def test_a_stopped_subscriber_does_not_slow_ingest(mesh):
 
     def measure(seconds: float) -> float:
         b0, t0 = batches(), time.monotonic()
-        time.sleep(seconds)
+        time.sleep(seconds)               # the behaviour: a rate over a measurement window
         return (batches() - b0) / (time.monotonic() - t0)
 
-    wait_for(lambda: batches() > 1000, 10, "blaster batches arriving")
+    wait_until(lambda: batches() > 1000, 10, "blaster batches arriving")
     without = measure(5.0)
     sub = subprocess.Popen([sys.executable, "-m", "workers", "subscribe", "--connect", mesh.connect, "--json"],
                            cwd=ROOT, env=ENV, stdout=subprocess.PIPE)
     mesh.procs.append(sub)
-    time.sleep(1.5)
+    wait_until(tcp_connected(sub.pid, mesh.base + 2), 15, "the subscriber connected to the stream")
     sub.send_signal(signal.SIGSTOP)
     try:
-        time.sleep(3.0)                   # its socket buffers and the stream queue fill up
+        time.sleep(3.0)                   # its socket buffers and the stream queue fill up (not observable)
         with_stopped = measure(8.0)
         status = mesh.status()
         host = hosts_of(status)["blast01"]
@@ -211,21 +221,22 @@ def test_agent_memory_stays_bounded_past_its_spool_and_the_gap_is_reported(mesh)
     """Aggregator away 10x longer than a 2 s spool: the agent's memory plateaus; on return
     the lost range comes as a gap event with a time range covering the outage."""
     agg = mesh.aggregator()
-    agent = mesh.agent("bnd01", "--spool-seconds", "2", "--spool-dir", str(mesh.tmp / "spool"), interval="0.05")
+    agent = mesh.agent("bnd01", "--spool-seconds", "2", "--spool-dir", str(mesh.tmp / "spool"), interval="0.05",
+                       traced=False)      # its RSS is measured
     mesh.wait_hosts("bnd01")
-    time.sleep(1.0)
+    time.sleep(1.0)                       # the behaviour: a second of steady streaming before the outage
     agg.send_signal(signal.SIGKILL)
     agg.wait(5)
     t_kill = time.time()
-    time.sleep(4.0)                       # the spool (2 s) is full and turning over
+    time.sleep(4.0)                       # the behaviour: the spool (2 s) is full and turning over
     rss = [memory_kb(agent.pid)[0]]
     for _ in range(4):
-        time.sleep(4.0)
+        time.sleep(4.0)                   # the behaviour: RSS sampled over a 20 s outage
         rss.append(memory_kb(agent.pid)[0])
     t_back = time.time()
     mesh.aggregator()
     gaps = mesh.subscribe_bg("--type", "gap")
-    hosts = wait_for(lambda: caught_up(mesh, ("bnd01",)), 30, "host back with nothing missing")
+    hosts = wait_until(lambda: caught_up(mesh, ("bnd01",)), 30, "host back with nothing missing", poll_s=0.2)
     c = hosts["bnd01"]["counters"]
     # unbounded, 16 s at 80 batches/s of ~1-2 KiB would add well over 1 MiB
     assert max(rss) - rss[0] < 1024, f"agent RSS (kB) grew while the aggregator was away: {rss}"
@@ -251,7 +262,8 @@ def test_a_truncated_sqlite_file_is_repaired_on_start(mesh):
     agg = mesh.aggregator()
     agent = mesh.agent("trn01", "--spool-dir", str(mesh.tmp / "spool"))
     mesh.wait_hosts("trn01")
-    time.sleep(3.0)
+    # three seconds of history (3 categories every 0.2 s): half the file then holds stored batches
+    wait_until(lambda: live_batches(mesh, ("trn01",), 45), 15, "45 batches stored", poll_s=0.1)
     agg.send_signal(signal.SIGTERM)
     agg.wait(10)
     db = mesh.tmp / "aggregator" / "perfmesh.db"
@@ -260,15 +272,15 @@ def test_a_truncated_sqlite_file_is_repaired_on_start(mesh):
     with open(db, "r+b") as f:
         f.truncate(db.stat().st_size // 2)
     agg = mesh.aggregator()
-    hosts = wait_for(lambda: caught_up(mesh, ("trn01",), {"trn01": 20}), 20, "the host caught up after the repair")
+    hosts = wait_until(lambda: caught_up(mesh, ("trn01",), {"trn01": 20}), 20, "the host caught up after the repair",
+                       poll_s=0.2)
     assert agg.poll() is None
     log = (mesh.tmp / "aggregator.log").read_text()
     assert "damaged and repaired" in log and "batches lost" in log, log[-3000:]
     assert list(db.parent.glob("perfmesh.db.corrupt-*")), "the damaged file is kept aside"
-    time.sleep(1.0)
     agent.send_signal(signal.SIGTERM)
     agent.wait(10)
-    time.sleep(0.5)
+    wait_until(lambda: history_settled(mesh, "trn01", mesh.tmp / "spool"), 10, "the last batches stored")
     hosts = hosts_of(mesh.status())
     assert hosts["trn01"]["counters"]["backfilled"] > 0, hosts["trn01"]["counters"]
     rows = history_rows(mesh.cli("history", "--host", "trn01", "--name", "memory_percent", "--json"))
@@ -287,7 +299,7 @@ def test_a_truncated_spool_segment_is_repaired_on_start(mesh):
     agent = mesh.agent("trs01", "--spool-dir", str(spool))
     status = mesh.wait_hosts("trs01")
     boot = hosts_of(status)["trs01"]["boot"]
-    time.sleep(1.0)
+    wait_until(lambda: any(p.stat().st_size > 4096 for p in spool.glob("*.seg")), 10, "records in the spool")
     agent.send_signal(signal.SIGKILL)
     agent.wait(5)
     seg = max((p for p in spool.glob("*.seg") if p.stat().st_size), key=lambda p: p.name)
@@ -295,8 +307,8 @@ def test_a_truncated_spool_segment_is_repaired_on_start(mesh):
         f.truncate(seg.stat().st_size - 7)
     before = hosts_of(mesh.status())["trs01"]["counters"]["batches"]
     agent = mesh.agent("trs01", "--spool-dir", str(spool))
-    hosts = wait_for(lambda: caught_up(mesh, ("trs01",), {"trs01": before + 20}), 20,
-                     "batches from the restarted agent")
+    hosts = wait_until(lambda: caught_up(mesh, ("trs01",), {"trs01": before + 20}), 20,
+                       "batches from the restarted agent", poll_s=0.2)
     assert agent.poll() is None
     log = (mesh.tmp / "agent-trs01.log").read_text()
     assert "spool repaired" in log and "torn or corrupt record" in log, log[-3000:]

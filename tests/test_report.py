@@ -15,8 +15,10 @@ CHROMIUM, _, WHY = find_browser()
 pytestmark = pytest.mark.multiprocess
 
 
-@pytest.fixture
-def report(mesh, tmp_path):
+@pytest.fixture(scope="module")
+def report(module_mesh):
+    """One report of a two-host mesh, read by both tests (they only read the file)."""
+    mesh, tmp_path = module_mesh, module_mesh.tmp
     mesh.aggregator()
     mesh.agent("alpha")
     mesh.agent("beta")

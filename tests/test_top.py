@@ -7,11 +7,12 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
+
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,14 +42,15 @@ class Tmux:
         return self.run("capture-pane", "-p", "-t", self.name).stdout
 
     def wait_for(self, predicate, timeout: float = 20.0, what: str = "") -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            text = self.screen()
-            if predicate(text):
-                return text
-            if time.monotonic() > deadline:
-                raise AssertionError(f"screen never showed {what}:\n{text}")
-            time.sleep(0.2)
+        seen = [""]
+
+        def shown() -> str | None:
+            seen[0] = text = self.screen()
+            return text if predicate(text) else None
+        try:
+            return wait_until(shown, timeout, what, poll_s=0.2)
+        except AssertionError:
+            raise AssertionError(f"screen never showed {what}:\n{seen[0]}") from None
 
     def kill(self) -> None:
         self.run("kill-server")
@@ -87,7 +89,8 @@ def test_top_shows_both_hosts_and_reacts_to_sort_filter_detail_and_quit(mesh, tm
     screen = tmux.wait_for(lambda s: "filter: bet" in s and "beta" in s and "alpha" not in s, what="filter to beta")
 
     tmux.keys("Enter")
-    screen = tmux.wait_for(lambda s: "Per CPU" in s and "IFACE" in s, what="beta's detail")
+    # the whole frame drawn (its footer too), not one captured while the terminal is redrawn
+    screen = tmux.wait_for(lambda s: "Per CPU" in s and "IFACE" in s and "back" in s, what="beta's detail")
     assert "beta" in screen and "back" in screen
     tmux.keys("Escape")
     tmux.wait_for(lambda s: "Per CPU" not in s and "HOST" in s, what="back to the fleet")
@@ -97,9 +100,7 @@ def test_top_shows_both_hosts_and_reacts_to_sort_filter_detail_and_quit(mesh, tm
     # the terminal is restored: canonical mode and echo are back on
     out = tmp_path / "stty.txt"
     tmux.type(f"stty -a > {out}")
-    deadline = time.monotonic() + 5
-    while not (out.exists() and out.read_text()) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: out.exists() and out.read_text(), 5, "stty's output")
     modes = out.read_text().split()
     assert "icanon" in modes and "echo" in modes
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import urllib.error
 import urllib.request
 
@@ -13,8 +12,10 @@ import pytest
 
 try:
     from tests.browser import console_errors, find_browser, start_browser
+    from tests.waiting import wait_until
 except ImportError:  # pragma: no cover - tests/ run as a rootdir without a package
     from browser import console_errors, find_browser, start_browser
+    from waiting import wait_until
 
 CHROMIUM, _, WHY = find_browser()
 needs_browser = pytest.mark.skipif(CHROMIUM is None, reason=f"no headless browser: {WHY}; .ci/run installs it")
@@ -28,29 +29,22 @@ def free_port() -> int:
 
 
 def wait_http(url: str, timeout_s: float = 15.0) -> bytes:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return urllib.request.urlopen(url, timeout=2).read()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    return wait_until(lambda: urllib.request.urlopen(url, timeout=2).read(), timeout_s, f"{url} served",
+                      poll_s=0.1, retry_on=(OSError,))
 
 
 def wait_js(driver, script: str, timeout_s: float = 20.0, what: str = ""):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = driver.execute_script(script)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"page never showed {what or script}; console: {driver.get_log('browser')}")
-        time.sleep(0.2)
+    try:
+        return wait_until(lambda: driver.execute_script(script), timeout_s, what or script, poll_s=0.1)
+    except AssertionError as exc:
+        raise AssertionError(f"page never showed {what or script} ({exc}); console: {driver.get_log('browser')}") \
+            from None
 
 
-@pytest.fixture
-def web_mesh(mesh):
+@pytest.fixture(scope="module")
+def web_mesh(module_mesh):
+    """Two hosts and a web server shared by the browser tests (one command, otherwise reads)."""
+    mesh = module_mesh
     mesh.aggregator()
     mesh.agent("alpha")
     mesh.agent("beta")
