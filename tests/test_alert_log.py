@@ -3,7 +3,6 @@ time, listed by `perfmesh alerts`, acknowledged by `perfmesh alerts ack ID`."""
 
 import getpass
 import json
-import time
 
 import pytest
 
@@ -12,6 +11,7 @@ from perfmesh.mesh import admission
 from perfmesh.model.alertquery import AlertQuery
 from perfmesh.store.alertlog import ack_record, fold, page
 from perfmesh.store.database import Store
+from tests.waiting import wait_until
 
 
 def fire(metric, ts, value=90.0, severity="warning", started=None):
@@ -104,13 +104,7 @@ def cli_json(mesh, *args):
 
 
 def poll(what, fn, timeout_s=30.0):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = fn()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} not within {timeout_s}s"
-        time.sleep(0.2)
+    return wait_until(fn, timeout_s, what, poll_s=0.2)
 
 
 @pytest.mark.multiprocess

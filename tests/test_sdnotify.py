@@ -2,10 +2,10 @@
 
 import os
 import socket
-import time
 
 import pytest
 
+from tests.waiting import wait_until
 from workers.sdnotify import Notifier
 
 
@@ -62,15 +62,16 @@ def test_a_vanished_socket_is_a_false_return_not_a_crash(tmp_path):
 
 def _datagrams_until(sock, wanted, timeout_s=20.0):
     """Datagrams received until every wanted line has been seen (bounded by ``timeout_s``)."""
-    seen, deadline = [], time.monotonic() + timeout_s
-    while not all(any(w in d for d in seen) for w in wanted):
-        assert time.monotonic() < deadline, f"never got {wanted}: {seen}"
+    seen = []
+
+    def received() -> bool:
         try:
             seen.append(sock.recv(4096).decode())
         except socket.timeout:
             pass
+        return all(any(w in d for d in seen) for w in wanted)
+    wait_until(received, timeout_s, f"datagrams {wanted}", poll_s=0)
     return seen
-
 
 
 @pytest.mark.multiprocess

@@ -199,14 +199,17 @@ def test_top_help_direct_sort_keys_reverse_pause_and_down_hosts_after_live_ones(
     shows the help, `M` sorts by memory, `r` reverses, `p` pauses."""
     import signal
     from tests.recordings import batches
-    from tests.test_record_replay import FakeAgent, wait_for
+    from tests.test_record_replay import FakeAgent
+    from tests.waiting import wait_until
     first = mesh.aggregator()
     agent = FakeAgent(mesh.base)
     old = [f"old{i:02d}" for i in range(20)]
     streams = {h: batches(h, seconds=10_000, breach=(0, 0)) for h in old}
-    wait_for("20 old hosts stored", lambda: sum(h["name"] in old and h["counters"]["batches"] > 2
-                                                 for h in mesh.status()["hosts"]) == 20,
-             step=lambda: [agent.send(next(s)) for s in streams.values()])
+    def sent_and_stored() -> bool:
+        for stream in streams.values():
+            agent.send(next(stream))
+        return sum(h["name"] in old and h["counters"]["batches"] > 2 for h in mesh.status()["hosts"]) == 20
+    wait_until(sent_and_stored, 20, "20 old hosts stored")
     agent.close()
     first.send_signal(signal.SIGTERM)
     assert first.wait(15) == 0
