@@ -20,7 +20,7 @@ from typing import Iterable, Mapping, Sequence
 from ..errors import PerfmeshError
 from ..protocol.batch import BatchSchema
 from .naming import NameCache
-from .snappy import compress, uvarint
+from .snappy import compress, read_uvarint, uvarint
 
 HEADERS = {
     "Content-Encoding": "snappy",
@@ -147,16 +147,7 @@ def _fields(data: bytes) -> Iterable[tuple[int, int, object]]:
 
 
 def _uvarint(data: bytes, pos: int) -> tuple[int, int]:
-    shift = value = 0
-    while True:
-        if pos >= len(data) or shift > 63:
-            raise RemoteWriteError(f"truncated varint at byte {pos}; expected a complete uvarint")
-        b = data[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            return value, pos
-        shift += 7
+    return read_uvarint(data, pos, RemoteWriteError)
 
 
 def decode_request(data: bytes) -> list[tuple[dict[str, str], list[tuple[int, float]]]]:

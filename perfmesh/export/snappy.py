@@ -87,11 +87,13 @@ def compress(data: bytes) -> bytes:
     return bytes(out)
 
 
-def _read_uvarint(data: bytes, pos: int) -> tuple[int, int]:
+def read_uvarint(data: bytes, pos: int, error: type[PerfmeshError] = SnappyError) -> tuple[int, int]:
+    """The unsigned varint at ``pos`` (snappy's length, protobuf's keys and lengths) and the
+    position after it; ``error`` names the format being read when it is cut short or overlong."""
     shift = value = 0
     while True:
         if pos >= len(data) or shift > 63:
-            raise SnappyError(f"truncated or overlong varint at byte {pos}; expected a valid uvarint")
+            raise error(f"truncated or overlong varint at byte {pos}; expected a valid uvarint")
         b = data[pos]
         pos += 1
         value |= (b & 0x7F) << shift
@@ -102,7 +104,7 @@ def _read_uvarint(data: bytes, pos: int) -> tuple[int, int]:
 
 def decompress(data: bytes, max_size: int = 64 * 1024 * 1024) -> bytes:
     """The bytes of a snappy block; SnappyError when it is malformed or over ``max_size``."""
-    size, pos = _read_uvarint(data, 0)
+    size, pos = read_uvarint(data, 0)
     if size > max_size:
         raise SnappyError(f"block claims {size} bytes; expected at most {max_size}")
     out = bytearray()
